@@ -1,0 +1,244 @@
+"""Feature-diversity probe: metrics on hand-built features, hooks on tiny detectors, run folders, plots."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from tal_lab.analysis.feature_plots import (plot_cosine_to_mean, plot_diversity_by_layer, plot_diversity_by_level,
+                                            plot_diversity_over_epochs, plot_diversity_overview)
+from tal_lab.analysis.features import (SUMMARY_METRICS, DiversityResult, as_video_features, capture_features,
+                                       cosine_to_mean, diversity_metrics, effective_rank, extract_features,
+                                       find_backbone_blocks, mean_pairwise_cosine, probe_diversity,
+                                       rank_collapse_ratio)
+from tal_lab.analysis.run_models import load_run_detector, probe_run, run_checkpoints, run_labels
+from tal_lab.config import dump_config, load_config, paper_configuration
+from tal_lab.models import build_detector
+
+C_IN, T = 8, 32
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread avoids OpenMP hand-off costs on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(name: str = "original", **model: object) -> dict:
+    """A 4-level pyramid at C 16, T 32 (window 5 divides every level length)."""
+    base = {"dataset_name": "synthetic",
+            "dataset": {"input_dim": C_IN, "num_classes": 3, "max_seq_len": T},
+            "model": {"embd_dim": 16, "fpn_dim": 16, "head_dim": 16, "n_mha_win_size": 5, "sgp_mlp_dim": 16,
+                      "backbone_arch": [2, 2, 3], "regression_range": [[0, 4], [4, 8], [8, 16], [16, 10000]],
+                      **model},
+            "engine": {"eval_weights": "ema"}}
+    return paper_configuration(name, load_config(base))
+
+
+def test_identical_steps_are_fully_collapsed() -> None:
+    step = torch.randn(6, 1)
+    feats = step.expand(6, 10).unsqueeze(0)  # (1, C, T): every step the same vector
+    assert mean_pairwise_cosine(feats).item() == pytest.approx(1.0, abs=1e-12)
+    assert effective_rank(feats).item() == pytest.approx(1.0, abs=1e-9)
+    assert rank_collapse_ratio(feats).item() == pytest.approx(0.0, abs=1e-6)
+    assert torch.allclose(cosine_to_mean(feats), torch.ones(1, 10, dtype=torch.float64))
+
+
+def test_orthogonal_steps_have_full_rank_and_zero_cosine() -> None:
+    feats = (3.0 * torch.eye(8)[:, :5]).unsqueeze(0)  # 5 orthogonal steps of equal norm in C 8
+    assert effective_rank(feats).item() == pytest.approx(5.0, abs=1e-9)
+    assert mean_pairwise_cosine(feats).item() == pytest.approx(0.0, abs=1e-12)
+    # the mean is (3/5) * sum of e_i: residual^2 = ||X||^2 - n |mu|^2 = 45 - 5 * 9/5 = 36
+    assert rank_collapse_ratio(feats).item() == pytest.approx(math.sqrt(36 / 45), abs=1e-12)
+    assert torch.allclose(cosine_to_mean(feats), torch.full((1, 5), 1 / math.sqrt(5), dtype=torch.float64))
+
+
+def test_metrics_match_a_direct_computation_and_ignore_padding() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 12)
+    mask = torch.ones(2, 1, 12, dtype=torch.bool)
+    mask[1, :, 7:] = False
+    padded = x.clone()
+    padded[1, :, 7:] = 1e3  # garbage on padded steps must not matter
+    metrics = diversity_metrics(padded, mask)
+    rows = x[1, :, :7].T.double()  # (n, C)
+    unit = rows / rows.norm(dim=1, keepdim=True)
+    sim = unit @ unit.T
+    expected_cos = (sim.sum() - sim.diagonal().sum()) / (7 * 6)
+    sing = torch.linalg.svdvals(rows)
+    p = sing / sing.sum()
+    expected_erank = torch.exp(-(p * p.log()).sum())
+    expected_collapse = (rows - rows.mean(0)).norm() / rows.norm()
+    assert metrics["steps"].tolist() == [12, 7]
+    assert metrics["mean_cosine"][1].item() == pytest.approx(expected_cos.item(), abs=1e-10)
+    assert metrics["effective_rank"][1].item() == pytest.approx(expected_erank.item(), abs=1e-9)
+    assert metrics["effective_rank_ratio"][1].item() == pytest.approx(expected_erank.item() / 6, abs=1e-9)
+    assert metrics["collapse_ratio"][1].item() == pytest.approx(expected_collapse.item(), abs=1e-10)
+    assert torch.isnan(metrics["cos_to_mean"][1, 7:]).all() and not torch.isnan(metrics["cos_to_mean"][1, :7]).any()
+    # the unpadded video equals its own metrics computed alone
+    alone = diversity_metrics(x[:1], None)
+    assert alone["effective_rank"].item() == pytest.approx(metrics["effective_rank"][0].item(), abs=1e-9)
+
+
+def test_degenerate_maps_give_nan_not_errors() -> None:
+    zeros = torch.zeros(1, 4, 6)
+    assert math.isnan(effective_rank(zeros).item()) and math.isnan(rank_collapse_ratio(zeros).item())
+    one_step = torch.zeros(1, 1, 6, dtype=torch.bool)
+    one_step[..., 0] = True
+    assert math.isnan(mean_pairwise_cosine(torch.randn(1, 4, 6), one_step).item())
+    with pytest.raises(ValueError, match="mask of shape"):
+        mean_pairwise_cosine(torch.randn(1, 4, 6), torch.ones(1, 1, 5, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("name", ["original", "A", "B", "D"])
+def test_hooks_capture_levels_neck_and_blocks(name: str) -> None:
+    torch.manual_seed(0)
+    cfg = tiny_config(name)
+    detector = build_detector(cfg).eval()
+    names = [n for n, _ in find_backbone_blocks(detector.backbone)]
+    assert names == ["stem.0", "stem.1", "branch.0", "branch.1", "branch.2"]
+    feats = torch.randn(2, C_IN, T)
+    mask = torch.ones(2, 1, T, dtype=torch.bool)
+    mask[1, :, 20:] = False
+    with capture_features(detector) as captured, torch.no_grad():
+        level_feats, level_masks = detector.backbone(feats, mask)
+        neck_feats, _ = detector.neck(level_feats, level_masks)
+    call = captured.last
+    assert [tuple(fm.feats.shape) for fm in call.backbone] == [(2, 16, T >> lv) for lv in range(4)]
+    assert [tuple(fm.mask.shape) for fm in call.neck] == [(2, 1, T >> lv) for lv in range(4)]
+    assert torch.equal(call.neck[2].feats, neck_feats[2])
+    assert list(call.layers) == names
+    assert call.layer_levels() == {"stem.0": 0, "stem.1": 0, "branch.0": 1, "branch.1": 2, "branch.2": 3}
+    assert call.layers["branch.0"].mask[1, 0].sum().item() == 10  # mask downsampled with the features
+    # hooks are removed on exit
+    assert not detector.backbone._forward_hooks and not detector.neck._forward_hooks
+
+
+def test_hooks_see_a_full_detector_forward() -> None:
+    cfg = tiny_config("E")
+    detector = build_detector(cfg).eval()
+    video = {"video_id": "v", "feats": torch.randn(C_IN, 24), "fps": 30.0, "duration": 10.0,
+             "feat_stride": 4, "feat_num_frames": 16}
+    with capture_features(detector) as captured:
+        detector([video])
+    assert len(captured.calls) == 1 and captured.last.backbone[0].feats.shape == (1, 16, T)
+    assert captured.last.backbone[0].mask[0, 0].sum().item() == 24
+
+
+def test_probe_frames_and_padding_follow_the_detector() -> None:
+    torch.manual_seed(1)
+    cfg = tiny_config("D")
+    detector = build_detector(cfg)
+    videos = [{"video_id": "a", "feats": torch.randn(C_IN, T)}, {"video_id": "b", "feats": torch.randn(C_IN, 20)}]
+    result = probe_diversity(detector, videos, labels={"backbone": "sgp", "epoch": 3}, cfg=cfg, batch_size=1)
+    s = result.summary
+    assert len(s) == 2 * (4 + 4 + 5)
+    assert set(SUMMARY_METRICS) <= set(s.columns) and (s["backbone"] == "sgp").all()
+    assert s.loc[(s.video_id == "b") & (s.stage == "backbone"), "steps"].tolist() == [20, 10, 5, 3]
+    assert s[list(SUMMARY_METRICS)].notna().all().all()
+    assert s["mean_cosine"].between(-1, 1).all() and s["collapse_ratio"].between(0, 1).all()
+    st = result.steps
+    assert len(st) == 2 * (T + 16 + 8 + 4 + 20 + 10 + 5 + 3)
+    assert st["cos_to_mean"].between(-1 - 1e-9, 1 + 1e-9).all()
+    # the same video padded as at inference (max_seq_len) whichever batch it is in
+    again = probe_diversity(detector, {"b": videos[1]["feats"]}, cfg=cfg)
+    left = s[s.video_id == "b"].reset_index(drop=True)["effective_rank"]
+    assert torch.allclose(torch.tensor(left.to_numpy()), torch.tensor(again.summary["effective_rank"].to_numpy()))
+    assert detector.training  # the probe restores the module's mode
+    with pytest.raises(ValueError, match="at least one video"):
+        probe_diversity(detector, {})
+    with pytest.raises(ValueError, match="'video_id' and 'feats'"):
+        as_video_features([torch.zeros(2)])
+
+
+def _png_size(fig) -> int:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=40)
+    return len(buf.getvalue())
+
+
+def test_plots_are_non_empty() -> None:
+    torch.manual_seed(2)
+    results = []
+    for name, backbone in (("original", "convTransformer"), ("E", "sgp")):
+        detector = build_detector(tiny_config(name))
+        for epoch in (1, 2):
+            results.append(probe_diversity(detector, {"a": torch.randn(C_IN, T), "b": torch.randn(C_IN, 24)},
+                                           labels={"backbone": backbone, "epoch": epoch}, padded_len=T))
+    both = DiversityResult.concat(results)
+    figures = [plot_diversity_by_level(both.summary), plot_diversity_overview(both.summary),
+               plot_diversity_by_layer(both.summary), plot_diversity_over_epochs(both.summary, levels=[0, 2]),
+               plot_cosine_to_mean(both.steps, stage="neck")]
+    for fig in figures:
+        assert fig.axes and any(ax.has_data() for ax in fig.axes)
+        assert _png_size(fig) > 2000
+    legend = figures[0].axes[0].get_legend()
+    assert sorted(t.get_text() for t in legend.get_texts()) == ["convTransformer", "sgp"]
+    assert len(figures[3].axes[0].lines) == 2  # one line per backbone
+    with pytest.raises(ValueError, match="no rows for stage"):
+        plot_diversity_by_level(both.summary, stage="nothing")
+    with pytest.raises(ValueError, match="missing column"):
+        plot_diversity_by_level(both.summary, metric="no_such_metric")
+
+
+def _fake_run(root: Path, cfg: dict, epochs_saved: tuple[int, ...], total: int, ema: bool = True) -> Path:
+    """A run folder as the engine writes it, with untrained weights (no training needed)."""
+    run = root / "run-a"
+    (run / "checkpoints").mkdir(parents=True)
+    dump_config(cfg, run / "config.yaml")
+    (run / "run.json").write_text(json.dumps({"name": "run-a", "seed": 7, "backbone_type": "sgp",
+                                              "fpn_type": "identity", "head_type": None, "loss_weight": 1.0,
+                                              "epochs": total}))
+    for epoch in epochs_saved:
+        torch.manual_seed(epoch)
+        state = build_detector(cfg).state_dict()
+        ckpt = {"epoch": epoch - 1, "epochs_done": epoch, "state_dict": state}
+        if ema:
+            ckpt["state_dict_ema"] = state
+        name = "last.pt" if epoch == total else f"epoch_{epoch:03d}.pt"
+        torch.save(ckpt, run / "checkpoints" / name)
+    return run
+
+
+def test_run_checkpoints_load_and_probe(tmp_path: Path) -> None:
+    cfg = tiny_config("E")
+    run = _fake_run(tmp_path, cfg, (1, 3), total=3)
+    assert list(run_checkpoints(run)) == [1, 3]
+    assert run_labels({"path": str(run)})["head"] == "actionformer"
+    detector, loaded_cfg = load_run_detector(run, epoch=1)
+    torch.manual_seed(1)
+    expected = build_detector(cfg).state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in detector.state_dict().items())
+    assert loaded_cfg["model"]["backbone_type"] == "sgp" and not detector.training
+    with pytest.raises(ValueError, match=r"available: \[1, 3\]"):
+        load_run_detector(run, epoch=2)
+    result = probe_run(run, {"a": torch.randn(C_IN, T)}, epochs="all", layers=False)
+    assert sorted(result.summary["epoch"].unique()) == [1, 3]
+    assert set(result.summary["stage"]) == {"backbone", "neck"}
+    assert (result.summary["run"] == "run-a").all() and (result.summary["seed"] == 7).all()
+
+
+def test_runs_without_ema_fall_back_to_raw_weights(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path, tiny_config("B"), (2,), total=2, ema=False)
+    detector, _ = load_run_detector(run)
+    assert detector is not None
+    with pytest.raises(ValueError, match="not a tal_lab run folder"):
+        run_checkpoints(tmp_path)
+
+
+def test_extract_features_groups_by_padded_length() -> None:
+    cfg = tiny_config("original")
+    detector = build_detector(cfg)
+    long_video = torch.randn(C_IN, T + 8)  # longer than max_seq_len: padded to the divisor, own batch
+    groups = extract_features(detector, [torch.randn(C_IN, 10), long_video], cfg=cfg, layers=False)
+    assert [g[0] for g in groups] == [[0], [1]]
+    assert groups[0][1].backbone[0].feats.shape[-1] == T
+    assert groups[1][1].backbone[0].feats.shape[-1] % 8 == 0 and groups[1][1].backbone[0].feats.shape[-1] > T

@@ -1,0 +1,229 @@
+"""The notebooks, executed with papermill at the tiny preset, and the files they declare.
+
+One tiny study is the shared fixture (it is also the end-to-end test of ``tal-lab study``):
+configuration E is trained in-process beforehand, so the study must skip it; the original
+configuration trains through ``run_ablation.ipynb`` (evaluated at epoch 1 too, for Table II);
+then ``tables``, ``timelines``, ``feature_diversity`` and ``explore`` run on that store and the
+reports are exported. Every test below checks the files one notebook promises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import nbformat
+import pandas as pd
+import papermill
+import pytest
+import torch
+
+from tal_lab.notebook_params import ablation_setup
+from tal_lab.runs import default_run_name, load_run
+from tal_lab.study import StudyOutcome, StudyPlan, build_plan, run_study
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+NOTEBOOK_NAMES = ("run_ablation", "timelines", "feature_diversity", "tables", "explore")
+# A model small enough for seconds per run: every part of each configuration, width 16.
+FAST = ["model.n_mha_win_size=3", "dataset.max_seq_len=128", "model.embd_dim=16", "model.fpn_dim=16",
+        "model.head_dim=16", "model.sgp_mlp_dim=32", "test_cfg.pre_nms_topk=200", "test_cfg.max_seg_num=50",
+        "engine.progress=false"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def kernel_env() -> Iterator[None]:
+    """Kernels import this checkout's tal_lab wherever they start, with one torch thread each
+    (tiny models gain nothing from threads, and a busy 2-core machine makes them slower)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        mp.setenv("OMP_NUM_THREADS", "1")
+        yield
+
+
+class Study:
+    def __init__(self, plan: StudyPlan, outcome: StudyOutcome, runs: Path, reports: Path, log: list[str]) -> None:
+        self.plan, self.outcome, self.runs, self.reports, self.log = plan, outcome, runs, reports, log
+
+    def name(self, configuration: str) -> str:
+        return next(s.run_name(self.plan.data_tag) for s in self.plan.runs if f"I:{configuration}" in s.uses)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory, kernel_env: None) -> Study:
+    from tal_lab.engine import train
+
+    tmp = tmp_path_factory.mktemp("study")
+    plan = build_plan(preset="tiny", data_root=str(tmp / "data"), tables=("I", "II"), configurations=("original", "E"))
+    # E first, in-process: a finished run the study must skip (and its name must be the engine's).
+    setup = ablation_setup(backbone="sgp", neck="identity", preset="tiny", data_root=str(tmp / "data"),
+                           output_root=str(tmp / "runs"), overrides=FAST)
+    assert setup.run_name == default_run_name(setup.cfg) == next(
+        s.run_name(plan.data_tag) for s in plan.runs if "I:E" in s.uses)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(setup.cfg, setup.output_root, setup.run_name, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    log: list[str] = []
+    outcome = run_study(plan, output_root=tmp / "runs", reports_dir=tmp / "reports", jobs=2, overrides=FAST,
+                        log=log.append)
+    return Study(plan, outcome, tmp / "runs", tmp / "reports", log)
+
+
+def _errors(path: Path) -> list[str]:
+    nb = nbformat.read(str(path), as_version=4)
+    return [f"{o['ename']}: {o['evalue']}" for c in nb.cells for o in c.get("outputs", [])
+            if o.get("output_type") == "error"]
+
+
+def _png(path: Path) -> None:
+    assert path.is_file(), f"missing {path}"
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 2000, f"{path} is not a non-empty PNG"
+    assert path.with_suffix(".svg").is_file() and path.with_suffix(".svg").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------ the committed notebooks
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_notebook_is_committed_clean_with_a_parsable_parameters_cell(name: str) -> None:
+    nb = nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "committed with outputs"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0] is code[0]
+    lines = [line for line in tagged[0].source.splitlines() if line.strip()]
+    params = papermill.translators.PythonTranslator.inspect(tagged[0])
+    assert [p.name for p in params] == [line.split("=")[0].strip() for line in lines]
+    assert all(p.help for p in params), "every parameter needs a help comment"
+    # the cell after the parameters builds / checks them with tal_lab.notebook_params
+    assert "tal_lab.notebook_params" in code[1].source or "notebook_params" in code[1].source
+    for cell in code:
+        assert not re.search(r"^\s*(def |class |import sys|sys\.path)", cell.source, re.M), cell.source
+
+
+# ------------------------------------------------------------------ bad parameters fail first
+
+@pytest.mark.parametrize("params, message", [
+    ({"backbone": "lstm"}, "parameter backbone='lstm' is not valid; choose one of transformer | conv | sgp | maxpool"),
+    ({"dataset": "thumos14"}, "parameter data_root is required for dataset 'thumos14'"),
+])
+def test_a_bad_parameter_fails_in_the_first_cells_with_a_clear_message(
+        params: dict[str, Any], message: str, tmp_path: Path, kernel_env: None) -> None:
+    out = tmp_path / "failed.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        papermill.execute_notebook(str(NOTEBOOKS / "run_ablation.ipynb"), str(out), kernel_name="python3",
+                                   parameters={**params, "output_root": str(tmp_path / "runs")}, cwd=str(tmp_path),
+                                   progress_bar=False)
+    assert info.value.ename == "NotebookParameterError"
+    assert message in info.value.evalue
+    nb = nbformat.read(str(out), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    failed = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.outputs)]
+    # cells: parameters, injected parameters, the config cell (fails), nothing after it runs
+    assert failed == [2] and "ablation_setup(" in code[2].source
+    assert all(c.execution_count is None for c in code[3:])
+    assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------------ the tiny study end to end
+
+def test_the_study_trains_what_is_missing_and_skips_finished_runs(study: Study) -> None:
+    assert study.outcome.ok, study.outcome.failed
+    assert study.outcome.trained == [study.name("original")]
+    assert study.outcome.skipped == [study.name("E")]
+    assert any("finished earlier, skipped" in line for line in study.log)
+    for notebook in study.outcome.notebooks:
+        assert notebook.is_file() and not _errors(notebook), notebook
+
+
+def test_run_ablation_records_the_run_and_writes_its_report(study: Study) -> None:
+    name = study.name("original")
+    run = load_run(study.runs / name)
+    assert run.info["status"] == "finished" and run.config["engine"]["eval_epochs"] == [1]
+    assert run.config["model"]["embd_dim"] == 16  # the study's --set reached the notebook
+    report = study.reports / "runs" / name
+    for figure in ("training_curve", "timelines"):
+        _png(report / f"{figure}.png")
+    table = pd.read_csv(report / "map.csv")
+    assert table.columns.tolist() == ["run", "mAP@0.3", "mAP@0.4", "mAP@0.5", "mAP@0.6", "mAP@0.7", "avg_mAP"]
+    assert table["run"].tolist() == [name] and table["avg_mAP"].between(0, 100).all()
+    assert (report / "map.md").read_text().startswith("**mAP.**") and (report / "map.tex").is_file()
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["run"] == name and summary["avg_mAP"] == pytest.approx(100 * run.results["average_mAP"])
+    assert (report / "run_ablation.html").stat().st_size > 10_000
+
+
+def test_tables_notebook_writes_tables_with_paper_columns_and_captions(study: Study) -> None:
+    tables = study.reports / "tables"
+    t1 = pd.read_csv(tables / "table1_configurations.csv")
+    assert t1["key"].tolist() == ["original", "A", "B", "C", "D", "E"]
+    assert dict(zip(t1["key"], t1["n_seeds"])) == {"original": 1, "A": 0, "B": 0, "C": 0, "D": 0, "E": 1}
+    for column in ("mAP@0.3", "mAP@0.7", "avg_mAP", "paper avg_mAP", "diff avg_mAP", "params_M", "GFLOPs"):
+        assert column in t1.columns
+    assert t1.loc[t1["key"] == "E", "paper avg_mAP"].item() == pytest.approx(67.44)
+    assert t1.loc[t1["key"] == "E", "params_M"].item() > 0
+    t2 = pd.read_csv(tables / "table2_epochs.csv")
+    evaluated = t2[t2["n_seeds"] > 0]["epoch"].tolist()
+    assert evaluated == [1, 3]  # epoch 1 during the run, and the last (2 epochs + 1 warm-up)
+    for stem in ("table1_configurations", "table2_epochs"):
+        text = (tables / f"{stem}.md").read_text()
+        assert "synthetic" in text and "THUMOS14" in text  # the caption states the data
+        assert (tables / f"{stem}.tex").read_text().count(r"\begin{table}") == 1
+    assert not (tables / "table3_loss_weight.csv").exists()  # only the tables asked for
+
+
+def test_timelines_notebook_draws_one_figure_per_run(study: Study) -> None:
+    figures = study.reports / "figures"
+    for configuration in ("original", "E"):
+        _png(figures / f"timelines_{study.name(configuration)}.png")
+    counts = pd.read_csv(figures / "timelines_counts.csv")
+    assert counts.columns.tolist() == ["video-id", "matched", "false_positive", "missed", "run"]
+    assert set(counts["run"]) == {study.name("original"), study.name("E")}
+    assert (counts[["matched", "false_positive", "missed"]] >= 0).all().all()
+
+
+def test_feature_diversity_notebook_compares_backbones_levels_and_epochs(study: Study) -> None:
+    figures = study.reports / "figures"
+    for figure in ("overview", "by_layer", "over_epochs", "cosine_to_mean"):
+        _png(figures / f"diversity_{figure}.png")
+    metrics = pd.read_csv(figures / "diversity_metrics.csv")
+    assert set(metrics["backbone"]) == {"convTransformer", "sgp"}
+    assert set(metrics[metrics["backbone"] == "convTransformer"]["epoch"]) == {1, 3}  # every saved checkpoint
+    backbone = metrics[metrics["stage"] == "backbone"]
+    assert sorted(backbone["level"].dropna().unique().astype(int)) == [0, 1, 2, 3, 4, 5]
+    assert backbone["mean_cosine"].between(-1, 1).all() and (backbone["effective_rank"] >= 1 - 1e-6).all()
+
+
+def test_explore_notebook_builds_widgets_and_renders_a_static_state(study: Study) -> None:
+    figures = study.reports / "figures"
+    for figure in ("explore_timeline", "explore_class_ap"):
+        _png(figures / f"{figure}.png")
+    per_class = pd.read_csv(figures / "explore_class_ap.csv")
+    assert "AP@0.50" in per_class.columns and "num_gt" in per_class.columns
+    nb = nbformat.read(str(study.reports / "_work" / "notebooks" / "explore.ipynb"), as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+
+
+def test_reports_index_links_every_table_figure_and_notebook(study: Study) -> None:
+    index = (study.reports / "index.html").read_text()
+    readme = (study.reports / "README.md").read_text()
+    assert study.outcome.index == study.reports / "index.html"
+    for link in ("tables/table1_configurations.csv", "tables/table2_epochs.tex", "figures/diversity_overview.png",
+                 "figures/explore_timeline.svg", "notebooks/tables.html", "notebooks/feature_diversity.html",
+                 f"runs/{study.name('original')}/run_ablation.html"):
+        assert link in index, link
+        assert (study.reports / link).is_file()
+    assert "<table>" in index and "Table I" in index
+    assert "## Tables" in readme and "**Table I.**" in readme and "](figures/timelines_" in readme
+    for page in (study.reports / "notebooks").glob("*.html"):
+        assert page.stat().st_size > 10_000
