@@ -31,9 +31,10 @@ __all__ = [
 
 DATA_PARALLEL_PREFIX = "module."
 _MAX_LISTED = 12  # keys listed in an error message
+CheckpointSource = str | Path | Mapping[str, Any]  # a file, a loaded checkpoint or a state dict
 
 
-def read_checkpoint(path_or_dict: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
+def read_checkpoint(path_or_dict: CheckpointSource) -> Mapping[str, Any]:
     """A checkpoint dict from a file (safe, ``weights_only=True``, onto the CPU) or as given."""
     if isinstance(path_or_dict, Mapping):
         return path_or_dict
@@ -104,7 +105,7 @@ def check_state_dict(module: nn.Module, state: Mapping[str, Tensor], what: str =
                          f"checkpoint's config?): " + "; ".join(problems))
 
 
-def load_checkpoint(detector: nn.Module, path_or_dict: str | Path | Mapping[str, Any], ema: bool = True) -> dict[str, Any]:
+def load_checkpoint(detector: nn.Module, path_or_dict: CheckpointSource, ema: bool = True) -> dict[str, Any]:
     """Load an official ActionFormer checkpoint (or a tal_lab one in the same format), strictly.
 
     Args:
@@ -130,7 +131,7 @@ def load_checkpoint(detector: nn.Module, path_or_dict: str | Path | Mapping[str,
     return {"entry": entry, "epoch": epoch, "num_tensors": len(state)}
 
 
-def load_tridet_backbone(target: nn.Module, path_or_dict: str | Path | Mapping[str, Any], ema: bool = True) -> dict[str, Any]:
+def load_tridet_backbone(target: nn.Module, path_or_dict: CheckpointSource, ema: bool = True) -> dict[str, Any]:
     """Load the ``backbone.*`` weights of a TriDet checkpoint into an SGP backbone.
 
     Args:

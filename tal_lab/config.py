@@ -117,6 +117,11 @@ DEFAULTS: dict[str, Any] = {
         "iou_weight_power": 0.2,
         "boudary_kernel_size": 3,
         "input_noise": 0.0,
+        # tal_lab's decoupled head (docs/heads.md): how boundary uncertainty re-scores detections.
+        "decoupled_uncertainty": "std",  # 'std', 'entropy' or 'none'
+        "decoupled_uncertainty_power": 1.0,  # >= 0; 0 turns re-scoring off
+        "decoupled_dfl_weight": 0.25,  # >= 0; weight of the distribution focal loss
+        "decoupled_class_aware": False,  # one boundary distribution per class instead of per point
         # tal_lab: 'reference' pads every eval video like ActionFormer does (to max_seq_len);
         # 'minimal' pads only to the pyramid's divisor (faster; exact for models whose valid
         # outputs do not depend on the amount of padding).
@@ -390,6 +395,12 @@ def _validate(cfg: dict[str, Any]) -> None:
              f"{model['downsample_type']!r} is not 'max' or 'avg'")
     _require(model["eval_padding"] in ("reference", "minimal"), "model.eval_padding",
              f"{model['eval_padding']!r} is not 'reference' or 'minimal'")
+    _require(model["decoupled_uncertainty"] in ("std", "entropy", "none"), "model.decoupled_uncertainty",
+             f"{model['decoupled_uncertainty']!r} is not 'std', 'entropy' or 'none'")
+    for key in ("decoupled_uncertainty_power", "decoupled_dfl_weight", "input_noise", "iou_weight_power"):
+        _require(isinstance(model[key], (int, float)) and model[key] >= 0, f"model.{key}",
+                 f"must be a non-negative number, got {model[key]!r}")
+    _require(isinstance(model["decoupled_class_aware"], bool), "model.decoupled_class_aware", "must be true or false")
     arch = model["backbone_arch"]
     _require(isinstance(arch, list) and len(arch) == 3 and all(isinstance(a, int) and a >= 0 for a in arch),
              "model.backbone_arch", f"must be three non-negative integers, got {arch!r}")

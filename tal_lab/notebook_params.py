@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from tal_lab.config import DEFAULTS, HEAD_TYPES, ConfigError, apply_overrides, load_config
+from tal_lab.config import HEAD_TYPES, ConfigError, apply_overrides, load_config
 
 __all__ = [
     "NotebookParameterError",
@@ -240,10 +240,7 @@ def _locate(data_root: Path, value: Any, what: str, dataset: str) -> str:
 def _real_data_config(dataset: str, data_root: Path, config_file: str) -> dict[str, Any]:
     name = DATASETS[dataset]
     if config_file:
-        path = resolve_path(config_file)
-        if not path.is_file():
-            raise NotebookParameterError(f"parameter config_file={config_file!r}: no such file ({path})")
-        cfg = load_config(path)
+        cfg = load_config(resolve_path(config_file))
     elif (data_root / "config.yaml").is_file():
         cfg = load_config(data_root / "config.yaml")
     else:
@@ -292,10 +289,10 @@ def base_config(dataset: str, data_root: str | Path, preset: str, config_file: s
         raise NotebookParameterError(f"parameter data_root={data_root!r} must be a path (string)")
     if not isinstance(config_file, str):
         raise NotebookParameterError(f"parameter config_file={config_file!r} must be a path (string)")
+    if config_file and not resolve_path(config_file).is_file():
+        raise NotebookParameterError(f"parameter config_file={config_file!r}: no such file ({resolve_path(config_file)})")
     if dataset == "synthetic":
-        if config_file:
-            return load_config(resolve_path(config_file))
-        return load_config(synthetic_data(preset, data_root))
+        return load_config(resolve_path(config_file) if config_file else synthetic_data(preset, data_root))
     if not str(data_root):
         raise NotebookParameterError(
             f"parameter data_root is required for dataset {dataset!r}: the folder with its ActionFormer-format "
@@ -399,7 +396,7 @@ def ablation_setup(
         "opt": {"epochs": num_epochs},
         "train_cfg": {"loss_weight": float(loss_weight)},
         "engine": {"device": device, "eval_epochs": sorted(set(int(e) for e in eval_epochs))},
-        "init_rand_seed": int(seed) if seed is not None else int(DEFAULTS["init_rand_seed"]),
+        "init_rand_seed": int(seed) if seed is not None else int(cfg["init_rand_seed"]),
     }
     try:
         cfg = apply_overrides(cfg, changes)

@@ -167,7 +167,8 @@ def _soft_nms_rows(
     Returns:
         selected column (K, S), its decayed score (K, S), whether the step selected anything
         (K, S), and whether two maxima were ever exactly tied (only checked when ``track_ties``
-        is False; the caller then reruns with tracking, which reproduces the reference's order).
+        is False; the caller then reruns with tracking, which reproduces the reference's order;
+        without a tie every maximum is unique, so any argmax is the reference's).
 
     Shapes:
         x1, x2, scores: (K, L) float; valid: (K, L) bool; S <= max_steps.
@@ -188,11 +189,18 @@ def _soft_nms_rows(
         pos = torch.arange(width, device=device).expand(num_rows, width).clone()
         end = valid.sum(1)
         big = torch.tensor(width + 1, device=device)
-    equal_to_max = torch.zeros((), dtype=torch.long, device=device)
-    picks, picked_scores = [], []
+    # without tracking, the two highest scores of every step are kept: a tie between maxima
+    # (second == first) means the order may differ from the reference's and the caller reruns
+    use_top2 = not track_ties and width >= 2
+    picks, picked_scores, runners_up = [], [], []
     for step in range(max_steps):
         masked = torch.where(active, scores, neg_inf)
-        best_score, best = masked.max(dim=1)  # first maximum in column order
+        if use_top2:
+            top_scores, top_index = masked.topk(2, dim=1)
+            best_score, best = top_scores[:, 0], top_index[:, 0]
+            runners_up.append(top_scores[:, 1])
+        else:
+            best_score, best = masked.max(dim=1)
         if track_ties:
             # the reference takes the maximum that comes first in its working array, and swaps
             # the candidate at the front of that array into the maximum's place
@@ -200,8 +208,6 @@ def _soft_nms_rows(
             best = torch.where(at_max, pos, big).argmin(1)
             front = torch.where(active, pos, big).argmin(1)
             pos[rows, front] = pos[rows, best]
-        else:
-            equal_to_max += (masked == best_score[:, None]).sum()
         picks.append(best)
         picked_scores.append(best_score)
         index = best[:, None]
@@ -226,12 +232,7 @@ def _soft_nms_rows(
             break
     picks_t, scores_t = torch.stack(picks, 1), torch.stack(picked_scores, 1)
     picked_any = scores_t > neg_inf
-    tie_seen = False
-    if not track_ties:
-        # one equal-to-max entry per productive step is the maximum itself; an exhausted row
-        # (all -inf) counts its whole width
-        expected = picked_any.sum() + (~picked_any).sum() * width
-        tie_seen = bool(equal_to_max != expected)
+    tie_seen = use_top2 and bool(((torch.stack(runners_up, 1) == scores_t) & picked_any).any())
     return picks_t, scores_t, picked_any, tie_seen
 
 

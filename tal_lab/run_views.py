@@ -17,12 +17,11 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 __all__ = ["plot_training_curve", "map_table", "run_summary", "split_ground_truth", "class_names",
-           "busiest_videos", "run_detections", "pick_runs", "best_pair", "plot_class_ap", "RunExplorer"]
+           "busiest_videos", "run_detections", "pick_runs", "at_last_epoch", "best_pair", "plot_class_ap", "RunExplorer"]
 
 # Iterations averaged in the plotted loss curve (the raw per-iteration loss is noisy).
 LOSS_SMOOTHING_ITERS = 10
@@ -121,12 +120,13 @@ def split_ground_truth(cfg: Mapping[str, Any], split: str = "test") -> pd.DataFr
 
 
 def class_names(cfg: Mapping[str, Any]) -> dict[int, str]:
-    """Label id -> class name from the config's annotation JSON (empty when unreadable)."""
-    from tal_lab.metrics import read_class_names
-
+    """Label id -> class name, from the annotations of the config's JSON (empty when unreadable;
+    ids without an annotation are absent, e.g. in a small synthetic benchmark)."""
     try:
-        return dict(enumerate(read_class_names(cfg["dataset"]["json_file"])))
-    except (OSError, ValueError, KeyError, TypeError):
+        database = json.loads(Path(str(cfg["dataset"]["json_file"])).read_text())["database"]
+        return dict(sorted({int(a["label_id"]): str(a["label"]) for video in database.values()
+                            for a in video.get("annotations", [])}.items()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
 
@@ -183,6 +183,12 @@ def pick_runs(runs_root: str | Path, names: Sequence[str] = (), data_tag: str = 
         raise ValueError(f"no finished run{f' named {data_tag}*' if data_tag else ''} in {root}; "
                          f"train one first (run_ablation.ipynb or tal-lab study)")
     return [Path(p) for p in chosen["path"]]
+
+
+def at_last_epoch(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each run's last epoch (``run`` and ``epoch`` columns, as the diversity probe
+    labels them)."""
+    return frame[frame["epoch"] == frame.groupby("run")["epoch"].transform("max")]
 
 
 def best_pair(table1_frame: pd.DataFrame, default: tuple[str, str] = ("sgp", "identity")) -> tuple[str, str]:
@@ -271,15 +277,17 @@ class RunExplorer:
         s = self.state
         preds = self.run.detections[self.run.detections["score"] >= s["score_threshold"]]
         gt = self.gt
+        # every class of the dataset is in the label space (AP NaN without ground truth)
+        labels = sorted(set(self.names) | set(gt["label"]) | set(preds["label"]))
         if s["classes"]:
-            keep = self._label_ids(s["classes"])
-            preds, gt = preds[preds["label"].isin(keep)], gt[gt["label"].isin(keep)]
+            labels = self._label_ids(s["classes"])
+            preds, gt = preds[preds["label"].isin(labels)], gt[gt["label"].isin(labels)]
         timeline = plot_timelines(self.gt, self.run.detections, s["videos"], tiou=s["tiou"],
                                   score_threshold=s["score_threshold"], class_names=self.names or None,
                                   classes=self._label_ids(s["classes"]) or None,
                                   title=f"{self.run.name}: score >= {s['score_threshold']:g}, tIoU {s['tiou']:g}")
         result = mean_average_precision(gt, preds[["video-id", "t-start", "t-end", "label", "score"]], [s["tiou"]],
-                                        labels=sorted(set(gt["label"])))
+                                        labels=labels)
         names = [self.names.get(int(label), str(label)) for label in result.labels]
         per_class = result.per_class_frame(class_names=names)
         ap = plot_class_ap(per_class, s["tiou"], title=f"per-class AP (mAP {100 * result.average_mAP:.1f}%)")

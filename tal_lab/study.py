@@ -1,53 +1,34 @@
 """The one-command study: every run Tables I-IV need, through papermill, then tables, figures, reports.
 
-``tal-lab study`` (or ``python -m tal_lab.study``) does, in order:
-
-1. **Plan** (:func:`build_plan`): the runs each table needs at the chosen preset, deduplicated
-   (the original configuration at lambda_reg 1 is one run shared by Tables I, II and III).
-
-   * Table I: the original and configurations A-E (``tal_lab.config.PAPER_CONFIGURATIONS``)
-     plus the max-pool backbone row, at the preset's epochs.
-   * Table II: the original at the epoch list (the paper's 1, 4, 8, 15, 25, 50 with
-     ``preset=paper``; the same list scaled to the preset's epochs otherwise), by default from
-     ONE run evaluated at the listed epochs (``engine.eval_epochs``), or ``--table2-runs
-     separate`` runs of each length.
-   * Table III: the original with lambda_reg in {0.2, 0.5, 1, 2, 5}.
-   * Table IV: the heads (actionformer, trident, decoupled) on the best backbone / neck pair
-     of Table I (chosen once Table I's runs are done; ``--table4-pair`` fixes it instead).
-
-   Each run is repeated for ``--seeds`` training seeds (the data stay the same).
-2. **Train**: each run executes ``notebooks/run_ablation.ipynb`` with papermill, ``--jobs``
-   at a time (separate kernel processes). Runs already finished in the store are skipped, and
-   unfinished ones resume from their last checkpoint, so a killed study continues where it
-   stopped. A failed run is reported and the study goes on without it.
-3. **Analyse**: ``tables.ipynb``, ``timelines.ipynb``, ``feature_diversity.ipynb`` and
-   ``explore.ipynb`` run on the store.
-4. **Export** (:mod:`tal_lab.reports`): HTML of every executed notebook, figures (PNG + SVG),
-   tables (CSV / Markdown / LaTeX) and ``reports/index.html`` + ``reports/README.md``.
+``tal-lab study`` (or ``python -m tal_lab.study``): (1) **plan** the runs each table needs at a
+preset, deduplicated (:func:`build_plan`; the original at lambda_reg 1 serves Tables I, II and
+III); (2) **train** each through ``notebooks/run_ablation.ipynb`` with papermill, ``jobs`` kernels
+at a time, skipping runs already finished in the store and resuming unfinished ones (a killed
+study continues where it stopped; a failed run is reported and the study goes on); Table IV's
+runs join once Table I's are done (the best pair); (3) **analyse** with the ``tables``,
+``timelines``, ``feature_diversity`` and ``explore`` notebooks; (4) **export** HTML, figures,
+tables and the index page (:mod:`tal_lab.reports`). Table II comes by default from one run
+evaluated at the listed epochs (``engine.eval_epochs``), or from separate runs. Each run is
+repeated for ``seeds`` training seeds on the same data. docs/notebooks.md has the details.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from tal_lab.config import DEFAULTS, PAPER_CONFIGURATIONS
-from tal_lab.reports import execute_notebook, export_reports, notebook_error
 from tal_lab.notebook_params import (
     BACKBONES, DATASETS, PAPER_EPOCHS, PRESETS, SYNTHETIC_PRESETS, backbone_parameter, base_config, check_choice,
-    check_device, project_root, resolve_path, synthetic_folder)
+    synthetic_folder)
 
 __all__ = [
     "TABLES", "LOSS_WEIGHTS", "PAPER_TABLE2_EPOCHS", "TABLE4_HEADS", "TABLE1_CONFIGURATIONS", "ANALYSIS_NOTEBOOKS",
-    "RunSpec", "StudyPlan", "configuration_types", "scaled_epochs", "seed_list", "build_plan", "table4_specs", "best_pair",
-    "run_is_finished", "notebooks_dir", "run_study", "add_study_command", "main",
+    "RunSpec", "StudyPlan", "configuration_types", "scaled_epochs", "seed_list", "build_plan", "table4_specs",
+    "add_study_command", "main",
 ]
 
 TABLES: tuple[str, ...] = ("I", "II", "III", "IV")
@@ -224,9 +205,8 @@ def build_plan(
                 backbone, neck = TABLE1_CONFIGURATIONS[name]
                 _add(specs, RunSpec(backbone, neck, "actionformer", t1_epochs, 1.0, seed, uses=(f"I:{name}",)))
         if "II" in tables:
-            if table2_runs == "one":
-                listed = tuple(e for e in t2_epochs if e != t2_epochs[-1])
-                _add(specs, RunSpec(*original, "actionformer", t2_epochs[-1], 1.0, seed, listed, ("II",)))
+            if table2_runs == "one":  # every listed epoch is evaluated; the last evaluation is after warm-up
+                _add(specs, RunSpec(*original, "actionformer", t2_epochs[-1], 1.0, seed, tuple(t2_epochs), ("II",)))
             else:
                 for e in t2_epochs:
                     _add(specs, RunSpec(*original, "actionformer", e, 1.0, seed, uses=(f"II:{e}",)))
@@ -260,244 +240,6 @@ def table4_specs(plan: StudyPlan, pair: str, seed: int) -> list[RunSpec]:
             for head in TABLE4_HEADS]
 
 
-def best_pair(plan: StudyPlan, output_root: Path) -> str:
-    """The Table I configuration with the highest mean average mAP in the store (the paper's best,
-    E, when no Table I run has finished)."""
-    from tal_lab.runs import load_run
-
-    scores: dict[str, list[float]] = {}
-    for spec in plan.runs:
-        for use in spec.uses:
-            if use.startswith("I:"):
-                path = output_root / spec.run_name(plan.data_tag)
-                if run_is_finished(path):
-                    scores.setdefault(use[2:], []).append(float(load_run(path).results["average_mAP"]))
-    if not scores:
-        return "E"
-    return max(scores, key=lambda name: (sum(scores[name]) / len(scores[name]), name == "E"))
-
-
-def run_is_finished(run_dir: Path) -> bool:
-    """True when the run store holds a finished run (status and results) in ``run_dir``."""
-    info, results = run_dir / "run.json", run_dir / "results.json"
-    if not (info.is_file() and results.is_file()):
-        return False
-    try:
-        return json.loads(info.read_text()).get("status") == "finished"
-    except json.JSONDecodeError:
-        return False
-
-
-def notebooks_dir() -> Path:
-    """``notebooks/`` of the checkout tal_lab runs from (the study needs a checkout, not a wheel)."""
-    folder = Path(__file__).resolve().parents[1] / "notebooks"
-    if not (folder / "run_ablation.ipynb").is_file():
-        root = project_root()
-        if root is not None and (root / "notebooks" / "run_ablation.ipynb").is_file():
-            return root / "notebooks"
-        raise FileNotFoundError(f"notebooks/run_ablation.ipynb not found beside the package ({folder}); run the "
-                                f"study from a clone of tal_lab (pip install -e .) or pass --notebooks DIR")
-    return folder
-
-
-@dataclass
-class StudyOutcome:
-    """What a study did: run names per outcome, the notebooks executed and the index page."""
-
-    trained: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    notebooks: list[Path] = field(default_factory=list)
-    index: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-
-@dataclass
-class _Context:
-    plan: StudyPlan
-    output_root: Path
-    reports_dir: Path
-    notebooks: Path
-    cwd: Path
-    device: str
-    overrides: tuple[str, ...]
-    num_threads: int
-    log: Callable[[str], None]
-
-    @property
-    def work_dir(self) -> Path:
-        return self.reports_dir / "_work"
-
-    def run_parameters(self, spec: RunSpec) -> dict[str, Any]:
-        name = spec.run_name(self.plan.data_tag)
-        return {"backbone": spec.backbone, "neck": spec.neck, "head": spec.head, "epochs": spec.epochs,
-                "loss_weight": float(spec.loss_weight), "seed": spec.seed, "dataset": self.plan.dataset,
-                "data_root": self.plan.data_root, "config_file": self.plan.config_file, "preset": self.plan.preset,
-                "device": self.device, "output_root": str(self.output_root), "run_name": name,
-                "eval_epochs": list(spec.eval_epochs), "overrides": list(self.overrides),
-                "num_threads": self.num_threads, "output_dir": str(self.reports_dir / "runs" / name)}
-
-
-def _check_eval_epochs(ctx: _Context, spec: RunSpec, run_dir: Path) -> None:
-    """Warn when a finished run lacks evaluations the plan wants from it (Table II)."""
-    if not spec.eval_epochs:
-        return
-    from tal_lab.config import load_config
-
-    have = set(load_config(run_dir / "config.yaml")["engine"]["eval_epochs"])
-    missing = sorted(set(spec.eval_epochs) - have)
-    if missing:
-        ctx.log(f"  note: {run_dir.name} was trained without evaluations at epochs {missing}; Table II will lack "
-                f"them (delete the run folder to train it again)")
-
-
-def _train_all(ctx: _Context, jobs: int, outcome: StudyOutcome) -> None:
-    """Execute run_ablation.ipynb for every planned run, ``jobs`` at a time; Table IV joins the
-    queue once Table I's runs are settled."""
-    plan = ctx.plan
-    pending = list(plan.runs)
-    table4_waiting = "IV" in plan.tables and plan.table4_pair == "auto"
-    table1_keys = {s.key for s in plan.runs if any(u.startswith("I:") for u in s.uses)}
-    settled: set[tuple] = set()
-    running: dict[Future, RunSpec] = {}
-    started: dict[tuple, float] = {}
-    total = len(plan.runs) + (len(TABLE4_HEADS) * len(plan.seeds) if table4_waiting else 0)
-    count = 0
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        while pending or running:
-            while pending and len(running) < jobs:
-                spec = pending.pop(0)
-                count += 1
-                name = spec.run_name(plan.data_tag)
-                run_dir = ctx.output_root / name
-                if run_is_finished(run_dir):
-                    ctx.log(f"[{count}/{total}] {name}: finished earlier, skipped")
-                    _check_eval_epochs(ctx, spec, run_dir)
-                    outcome.skipped.append(name)
-                    settled.add(spec.key)
-                    continue
-                ctx.log(f"[{count}/{total}] {name}: training ({'; '.join(spec.uses)})")
-                started[spec.key] = time.perf_counter()
-                output = ctx.work_dir / "runs" / f"{name}.ipynb"
-                running[pool.submit(execute_notebook, ctx.notebooks / "run_ablation.ipynb", output,
-                                    ctx.run_parameters(spec), ctx.cwd)] = spec
-            if running:
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    spec = running.pop(future)
-                    name = spec.run_name(plan.data_tag)
-                    seconds = time.perf_counter() - started[spec.key]
-                    settled.add(spec.key)
-                    err = future.exception()
-                    outcome.notebooks.append(ctx.work_dir / "runs" / f"{name}.ipynb")
-                    if err is None:
-                        outcome.trained.append(name)
-                        ctx.log(f"  {name}: done in {seconds / 60:.1f} min")
-                    else:
-                        outcome.failed[name] = notebook_error(err)
-                        ctx.log(f"  {name}: FAILED after {seconds / 60:.1f} min: {outcome.failed[name]}")
-            if table4_waiting and table1_keys <= settled:
-                table4_waiting = False
-                pair = best_pair(plan, ctx.output_root)
-                ctx.log(f"Table IV: heads on configuration {pair} (best mean average mAP of Table I)")
-                known = {s.key: i for i, s in enumerate(plan.runs)}
-                for seed in plan.seeds:
-                    for spec in table4_specs(plan, pair, seed):
-                        if spec.key in known:  # the actionformer head is a Table I run
-                            plan.runs[known[spec.key]] = plan.runs[known[spec.key]].merged(spec)
-                            total -= 1
-                        else:
-                            plan.runs.append(spec)
-                            pending.append(spec)
-
-
-def _analysis_parameters(ctx: _Context, name: str) -> dict[str, Any]:
-    """Parameters of each analysis notebook: the store, the data and where files go."""
-    plan = ctx.plan
-    common = {"runs_root": str(ctx.output_root), "data_tag": plan.data_tag,
-              "output_dir": str(ctx.reports_dir / ("tables" if name == "tables" else "figures"))}
-    table1 = {use[2:]: spec.run_name(plan.data_tag) for spec in plan.runs for use in spec.uses
-              if use.startswith("I:") and spec.seed == plan.seeds[0]}
-    if name == "tables":
-        return {**common, "table1_epochs": plan.table1_epochs, "tables": list(plan.tables),
-                "table2_source": "epoch_evals" if plan.table2_runs == "one" else "runs",
-                "table4_pair": plan.table4_pair}
-    if name == "timelines":  # the original, the paper's best (E) and two more
-        return {**common, "runs": [table1[k] for k in ("original", "E", "A", "D") if k in table1]}
-    if name == "feature_diversity":  # one run per backbone, all with the original neck
-        return {**common, "runs": [table1[k] for k in ("original", "B", "E", "maxpool") if k in table1],
-                "device": ctx.device if ctx.device != "auto" else "cpu", "num_threads": ctx.num_threads}
-    return common
-
-
-def _analyse(ctx: _Context, jobs: int, outcome: StudyOutcome) -> None:
-    """Run the analysis notebooks (independent of each other), ``jobs`` at a time."""
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {}
-        for name in ANALYSIS_NOTEBOOKS:
-            output = ctx.work_dir / "notebooks" / f"{name}.ipynb"
-            ctx.log(f"analysis: {name}.ipynb")
-            futures[pool.submit(execute_notebook, ctx.notebooks / f"{name}.ipynb", output,
-                                _analysis_parameters(ctx, name), ctx.cwd)] = name
-            outcome.notebooks.append(output)
-        for future in futures:
-            err = future.exception()
-            if err is not None:  # one failed notebook must not stop the others
-                outcome.failed[f"{futures[future]}.ipynb"] = notebook_error(err)
-                ctx.log(f"  {futures[future]}: FAILED: {notebook_error(err)}")
-    ctx.log(f"analysis: done in {time.perf_counter() - started:.0f} s")
-
-
-def run_study(
-    plan: StudyPlan,
-    output_root: str | Path = "runs",
-    reports_dir: str | Path = "reports",
-    jobs: int | None = None,
-    device: str = "auto",
-    overrides: Sequence[str] = (),
-    notebooks: str | Path | None = None,
-    train: bool = True,
-    log: Callable[[str], None] | None = None,
-) -> StudyOutcome:
-    """Train every run of ``plan`` (skipping finished ones), run the analysis notebooks and
-    export the reports; returns what happened (failed runs are listed, not raised).
-
-    Args:
-        jobs: runs trained at once (separate kernels); default min(2, CPU cores).
-        device: the notebooks' ``device`` parameter.
-        overrides: ``key=value`` config changes given to every run.
-        train: False skips training (tables and figures from what the store holds).
-    """
-    log = log or (lambda line: print(line, flush=True))
-    cores = os.cpu_count() or 1
-    jobs = jobs if jobs is not None else min(2, cores)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    check_device(device)
-    ctx = _Context(plan=plan, output_root=resolve_path(output_root), reports_dir=resolve_path(reports_dir),
-                   notebooks=Path(notebooks).resolve() if notebooks else notebooks_dir(),
-                   cwd=project_root() or Path.cwd(), device=device, overrides=tuple(overrides),
-                   num_threads=max(1, cores // jobs), log=log)
-    ctx.output_root.mkdir(parents=True, exist_ok=True)
-    outcome = StudyOutcome()
-    start = time.perf_counter()
-    if train:
-        log(plan.describe())
-        # Data first, once: parallel notebooks then find it (the synthetic benchmark is generated here).
-        base_config(plan.dataset, plan.data_root, plan.preset, plan.config_file)
-        _train_all(ctx, jobs, outcome)
-        log(f"training: {len(outcome.trained)} trained, {len(outcome.skipped)} skipped, "
-            f"{len(outcome.failed)} failed in {(time.perf_counter() - start) / 60:.1f} min")
-    _analyse(ctx, jobs, outcome)
-    outcome.index = export_reports(ctx.reports_dir, plan_text=plan.describe(), failed=outcome.failed, log=log)
-    log(f"reports: {outcome.index} ({(time.perf_counter() - start) / 60:.1f} min in all)")
-    return outcome
-
-
 def add_study_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``study`` on the ``tal-lab`` command line (``subparsers`` of argparse)."""
     p = subparsers.add_parser(
@@ -512,30 +254,34 @@ def add_study_command(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--preset", {"choices": PRESETS, "default": "quick", "help": "tiny (tests) | quick (synthetic, CPU; default) | "
+                                                                  "paper (the paper's protocol)"}),
+    ("--dataset", {"choices": list(DATASETS), "default": "synthetic", "help": "default synthetic"}),
+    ("--data-root", {"default": "", "help": "dataset folder (required for real datasets)"}),
+    ("--config-file", {"default": "", "help": "ActionFormer YAML for real data (optional)"}),
+    ("--seeds", {"type": int, "default": 1, "help": "training seeds per run (default 1; 3 recommended)"}),
+    ("--jobs", {"type": int, "default": None, "help": "runs trained at once (default min(2, CPU cores))"}),
+    ("--output-root", {"default": "runs", "help": "the run store (default runs)"}),
+    ("--reports", {"default": "reports", "help": "reports folder (default reports)"}),
+    ("--tables", {"default": ",".join(TABLES), "help": "tables to build, e.g. I,III (default I,II,III,IV)"}),
+    ("--configs", {"default": "", "help": f"Table I rows to run (default all: {','.join(TABLE1_CONFIGURATIONS)})"}),
+    ("--table2-runs", {"choices": ("one", "separate"), "default": "one",
+                       "help": "Table II from one run evaluated at each epoch (default) or separate runs"}),
+    ("--table4-pair", {"default": "auto", "help": "Table IV's configuration (default auto: the best of Table I)"}),
+    ("--epochs", {"type": int, "default": None, "help": "Table I / III epochs instead of the preset's"}),
+    ("--device", {"default": "auto", "help": "auto | cpu | cuda | cuda:N"}),
+    ("--set", {"dest": "overrides", "action": "append", "default": [], "metavar": "KEY=VALUE",
+               "help": "config change for every run (repeatable), e.g. --set engine.ema=false"}),
+    ("--notebooks", {"default": None, "help": "folder of the notebooks (default: the checkout's)"}),
+    ("--skip-training", {"action": "store_true", "help": "only tables, figures and reports"}),
+    ("--dry-run", {"action": "store_true", "help": "print the plan and exit"}),
+)
+
+
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", choices=PRESETS, default="quick",
-                   help="tiny (tests) | quick (synthetic, CPU, default) | paper (the paper's protocol)")
-    p.add_argument("--dataset", choices=list(DATASETS), default="synthetic", help="default synthetic")
-    p.add_argument("--data-root", default="", help="dataset folder (required for real datasets)")
-    p.add_argument("--config-file", default="", help="ActionFormer YAML for real data (optional)")
-    p.add_argument("--seeds", type=int, default=1, help="training seeds per run (default 1; 3 recommended)")
-    p.add_argument("--jobs", type=int, default=None, help="runs trained at once (default min(2, CPU cores))")
-    p.add_argument("--output-root", default="runs", help="the run store (default runs)")
-    p.add_argument("--reports", default="reports", help="reports folder (default reports)")
-    p.add_argument("--tables", default=",".join(TABLES), help="tables to build, e.g. I,III (default I,II,III,IV)")
-    p.add_argument("--configs", default="", help=f"Table I rows to run (default all: "
-                                                  f"{','.join(TABLE1_CONFIGURATIONS)})")
-    p.add_argument("--table2-runs", choices=("one", "separate"), default="one",
-                   help="Table II from one run evaluated at each epoch (default) or separate runs")
-    p.add_argument("--table4-pair", default="auto", help="Table IV's backbone / neck configuration "
-                                                        "(default auto: the best of Table I)")
-    p.add_argument("--epochs", type=int, default=None, help="Table I / III epochs instead of the preset's")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config change for every run (repeatable), e.g. --set engine.ema=false")
-    p.add_argument("--notebooks", default=None, help="folder of the notebooks (default: the checkout's)")
-    p.add_argument("--skip-training", action="store_true", help="only tables, figures and reports")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    for flag, options in _OPTIONS:
+        p.add_argument(flag, **options)
 
 
 def _split(text: str) -> list[str]:
@@ -550,6 +296,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(plan.describe())
         return 0
+    from tal_lab.study_runner import run_study
+
     outcome = run_study(plan, output_root=args.output_root, reports_dir=args.reports, jobs=args.jobs,
                         device=args.device, overrides=args.overrides, notebooks=args.notebooks,
                         train=not args.skip_training)

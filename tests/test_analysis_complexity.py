@@ -55,7 +55,8 @@ class _Detector(nn.Module):
 def test_flops_of_a_hand_built_detector() -> None:
     c_in, c, k, t = 6, 4, 3, 40
     result = cx.detector_complexity(_Detector(c_in, c, k), c_in, seq_len=t)
-    assert result.gflops_backbone * 1e9 == pytest.approx(2 * c_in * c * t, rel=1e-12)  # 1x1 conv: one MAC per weight and step
+    # a 1x1 conv: one multiply-accumulate (2 FLOPs) per weight and step
+    assert result.gflops_backbone * 1e9 == pytest.approx(2 * c_in * c * t, rel=1e-12)
     assert result.gflops_neck == 0
     assert result.gflops_head * 1e9 == pytest.approx(2 * c * k * 3 * (t + t // 2), rel=1e-12)  # kernel 3 on both levels
     assert result.gmacs == pytest.approx(result.gflops / 2)

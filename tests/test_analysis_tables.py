@@ -207,8 +207,8 @@ def _detections(gt: pd.DataFrame, hit: float, rng: np.random.Generator) -> pd.Da
 
 def test_paired_significance_marks_real_differences(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    gt = pd.DataFrame([(f"v{v}", s, s + 4.0, int(rng.integers(0, 2)))
-                       for v in range(30) for s in (5.0, 20.0, 40.0)], columns=["video-id", "t-start", "t-end", "label"])
+    gt = pd.DataFrame([(f"v{v}", s, s + 4.0, int(rng.integers(0, 2))) for v in range(30) for s in (5.0, 20.0, 40.0)],
+                      columns=["video-id", "t-start", "t-end", "label"])
     weak = {s: _detections(gt, 0.3, rng) for s in (0, 1)}
     for s in (0, 1):
         for key, dets in (("original", weak[s]), ("E", _detections(gt, 0.95, rng)), ("A", weak[s])):
@@ -225,3 +225,6 @@ def test_paired_significance_marks_real_differences(tmp_path: Path) -> None:
     assert disp.loc[paper.TABLE1_LABELS["E"], "Avg mAP"].endswith(" *")
     assert not disp.loc[paper.TABLE1_LABELS["A"], "Avg mAP"].endswith("*")
     assert any("paired-bootstrap 95%" in note for note in table.notes)
+    heads = table_heads(load_runs(tmp_path), complexity=False,
+                        significance=paired_significance(gt, reference="actionformer", num_resamples=50))
+    assert heads.frame["significant"].isna().all() and any("No significance marks" in n for n in heads.notes)

@@ -17,6 +17,7 @@ from tal_lab.models.blocks import (
     Scale,
     SGPBlock,
     TransformerBlock,
+    _ChannelLayerNorm,
     local_attention,
     sinusoid_encoding,
 )
@@ -38,8 +39,13 @@ def _mask(lengths: list[int], total: int) -> torch.Tensor:
     return (torch.arange(total)[None, :] < torch.tensor(lengths)[:, None])[:, None]  # (B, 1, T)
 
 
-def dense_local_attention(q, k, v, kv_mask, overlap, rel_pe=None):
-    """Plain (T, T) reference of ActionFormer's windowed attention numerics."""
+def dense_local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_mask: torch.Tensor,
+                          overlap: int, rel_pe: torch.Tensor | None = None) -> torch.Tensor:
+    """Plain (T, T) reference of ActionFormer's windowed attention numerics.
+
+    Shapes:
+        q, k, v: (B, H, T, D); kv_mask: (B, T) bool; rel_pe: (1, 1, H, 2 * overlap + 1).
+    """
     length = q.shape[2]
     idx = torch.arange(length)
     offset = idx[None, :] - idx[:, None]  # key - query
@@ -62,7 +68,8 @@ def test_local_attention_equals_dense_reference(length: int, overlap: int, block
     out = local_attention(q, k, v, kv_mask, overlap, rel_pe, block_len=block)
     ref = dense_local_attention(q, k, v, kv_mask, overlap, rel_pe)
     torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-10)
-    assert (out[1, :, length - 7:] == 0).all() if length > 7 else True  # masked queries give 0
+    if length > 7:
+        assert (out[1, :, length - 7:] == 0).all()  # masked queries give 0
     grads = torch.autograd.grad(out.square().sum(), (q, k, v, rel_pe))
     ref_grads = torch.autograd.grad(ref.square().sum(), (q, k, v, rel_pe))
     for g, r in zip(grads, ref_grads):
@@ -106,6 +113,13 @@ def test_masked_conv_and_layer_norm() -> None:
     torch.testing.assert_close(norm(x), ref)
     # a padded (all-zero) step normalises to the bias: what leaks into the heads' convs
     torch.testing.assert_close(norm(torch.zeros(1, 4, 2)), norm.bias.expand(1, 4, 2))
+    # the hand-written backward against numerical gradients
+    args = [torch.randn(shape, dtype=torch.float64, requires_grad=True) for shape in ((2, 4, 5), (1, 4, 1), (1, 4, 1))]
+    assert torch.autograd.gradcheck(lambda a, w, b: _ChannelLayerNorm.apply(a, w, b, 1e-5), args)
+    # half precision is normalised in float32 and returned in the input dtype
+    half = norm(x.to(torch.bfloat16))
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), norm(x), atol=0.05, rtol=0.02)
 
 
 def test_scale_and_affine_drop_path() -> None:

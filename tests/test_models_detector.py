@@ -170,3 +170,32 @@ def test_backbone_output_layout_is_documented() -> None:
     assert [f.shape for f in feats] == [(2, 16, 64), (2, 16, 32), (2, 16, 16)]
     for level, m in enumerate(masks):
         assert m.dtype == torch.bool and torch.equal(m, mask[..., :: 2 ** level])
+
+
+@pytest.mark.parametrize("backbone", ["convTransformer", "conv"])
+def test_minimal_train_padding_gives_the_same_losses_and_gradients(backbone: str) -> None:
+    reference = tiny_model(backbone_type=backbone, fpn_type="fpn").train()
+    minimal = copy.deepcopy(reference)
+    minimal.train_padding = "minimal"
+    videos = [video("a", 17, 1), video("b", 30, 2)]  # padded to 36 instead of 64
+    assert minimal.minimal_length([17, 30]) == 36
+    grads = []
+    for model in (reference, minimal):
+        losses = model(videos)
+        losses["final_loss"].backward()
+        grads.append({k: p.grad for k, p in model.named_parameters()})
+        assert model.loss_normalizer.value == reference.loss_normalizer.value
+    for key in ("cls_loss", "reg_loss", "final_loss"):
+        torch.testing.assert_close(reference(videos)[key], minimal(videos)[key])
+    for key, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][key], grad, atol=1e-6, rtol=1e-4, msg=key)
+
+
+def test_input_noise_perturbs_training_inputs_only() -> None:
+    model = tiny_model().train()
+    noisy = copy.deepcopy(model)
+    noisy.input_noise = 0.5
+    videos = [video("a", 40, 1)]
+    assert model(videos)["final_loss"].item() != noisy(videos)["final_loss"].item()
+    model.eval(), noisy.eval()
+    _same(model(videos)[0], noisy(videos)[0])

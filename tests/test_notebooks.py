@@ -2,7 +2,7 @@
 
 One tiny study is the shared fixture (it is also the end-to-end test of ``tal-lab study``):
 configuration E is trained in-process beforehand, so the study must skip it; the original
-configuration trains through ``run_ablation.ipynb`` (evaluated at epoch 1 too, for Table II);
+configuration trains through ``run_ablation.ipynb`` (evaluated at epochs 1 and 2 too, for Table II);
 then ``tables``, ``timelines``, ``feature_diversity`` and ``explore`` run on that store and the
 reports are exported. Every test below checks the files one notebook promises.
 """
@@ -23,7 +23,8 @@ import torch
 
 from tal_lab.notebook_params import ablation_setup
 from tal_lab.runs import default_run_name, load_run
-from tal_lab.study import StudyOutcome, StudyPlan, build_plan, run_study
+from tal_lab.study import StudyPlan, build_plan
+from tal_lab.study_runner import StudyOutcome, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -148,7 +149,7 @@ def test_the_study_trains_what_is_missing_and_skips_finished_runs(study: Study) 
 def test_run_ablation_records_the_run_and_writes_its_report(study: Study) -> None:
     name = study.name("original")
     run = load_run(study.runs / name)
-    assert run.info["status"] == "finished" and run.config["engine"]["eval_epochs"] == [1]
+    assert run.info["status"] == "finished" and run.config["engine"]["eval_epochs"] == [1, 2]
     assert run.config["model"]["embd_dim"] == 16  # the study's --set reached the notebook
     report = study.reports / "runs" / name
     for figure in ("training_curve", "timelines"):
@@ -173,7 +174,7 @@ def test_tables_notebook_writes_tables_with_paper_columns_and_captions(study: St
     assert t1.loc[t1["key"] == "E", "params_M"].item() > 0
     t2 = pd.read_csv(tables / "table2_epochs.csv")
     evaluated = t2[t2["n_seeds"] > 0]["epoch"].tolist()
-    assert evaluated == [1, 3]  # epoch 1 during the run, and the last (2 epochs + 1 warm-up)
+    assert evaluated == [1, 2, 3]  # the listed epochs during the run, and the last (2 epochs + 1 warm-up)
     for stem in ("table1_configurations", "table2_epochs"):
         text = (tables / f"{stem}.md").read_text()
         assert "synthetic" in text and "THUMOS14" in text  # the caption states the data
@@ -197,7 +198,7 @@ def test_feature_diversity_notebook_compares_backbones_levels_and_epochs(study: 
         _png(figures / f"diversity_{figure}.png")
     metrics = pd.read_csv(figures / "diversity_metrics.csv")
     assert set(metrics["backbone"]) == {"convTransformer", "sgp"}
-    assert set(metrics[metrics["backbone"] == "convTransformer"]["epoch"]) == {1, 3}  # every saved checkpoint
+    assert set(metrics[metrics["backbone"] == "convTransformer"]["epoch"]) == {1, 2, 3}  # every saved checkpoint
     backbone = metrics[metrics["stage"] == "backbone"]
     assert sorted(backbone["level"].dropna().unique().astype(int)) == [0, 1, 2, 3, 4, 5]
     assert backbone["mean_cosine"].between(-1, 1).all() and (backbone["effective_rank"] >= 1 - 1e-6).all()
@@ -227,3 +228,21 @@ def test_reports_index_links_every_table_figure_and_notebook(study: Study) -> No
     assert "## Tables" in readme and "**Table I.**" in readme and "](figures/timelines_" in readme
     for page in (study.reports / "notebooks").glob("*.html"):
         assert page.stat().st_size > 10_000
+
+
+def test_explorer_state_changes_re_render_with_every_class_in_the_label_space(study: Study) -> None:
+    from tal_lab.run_views import RunExplorer
+
+    explorer = RunExplorer(study.runs, score_threshold=0.0, num_videos=2)
+    assert explorer.run.name in (study.name("original"), study.name("E")) and len(explorer.state["videos"]) == 2
+    timeline, class_ap, per_class = explorer.render()  # all detections: classes without ground truth too
+    assert len(timeline.get_axes()) == 2 and per_class["num_gt"].sum() == len(explorer.gt)
+    shown = per_class.index[per_class["num_gt"] > 0][0]
+    explorer.state.update(classes=[shown], tiou=0.3, videos=explorer.video_ids[:1])
+    assert explorer.render()[2].index.tolist() == [shown]
+    panel = explorer.widgets()
+    assert type(panel).__name__ == "VBox" and "score" in explorer.describe()
+    with pytest.raises(ValueError, match="classes \\['NoSuchClass'\\] are unknown"):
+        RunExplorer(study.runs, classes=["NoSuchClass"])
+    with pytest.raises(ValueError, match="run 'nope' is not a finished run"):
+        RunExplorer(study.runs, run="nope")

@@ -242,7 +242,8 @@ def _toy_head_outputs() -> tuple[list[torch.Tensor], ...]:
     offsets = [torch.ones(8, 2), torch.ones(4, 2)]
     points = [
         torch.stack([torch.arange(8.0), torch.zeros(8), torch.full((8,), 4.0), torch.ones(8)], 1),
-        torch.stack([torch.arange(0.0, 8.0, 2.0), torch.full((4,), 4.0), torch.full((4,), 1e4), torch.full((4,), 2.0)], 1),
+        torch.stack([torch.arange(0.0, 8.0, 2.0), torch.full((4,), 4.0), torch.full((4,), 1e4),
+                     torch.full((4,), 2.0)], 1),
     ]
     valid = [torch.arange(8) < 7, torch.arange(4) < 3]
     logits[0][2, 1] = 2.0  # segment [1, 3], class 1

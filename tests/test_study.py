@@ -20,8 +20,9 @@ from tal_lab import reports, run_views
 from tal_lab.analysis.study_table import StudyTable
 from tal_lab.notebook_params import NotebookParameterError, ablation_setup
 from tal_lab.study import (
-    LOSS_WEIGHTS, PAPER_TABLE2_EPOCHS, TABLE1_CONFIGURATIONS, RunSpec, add_study_command, best_pair, build_plan,
-    configuration_types, main, run_is_finished, scaled_epochs, seed_list)
+    LOSS_WEIGHTS, PAPER_TABLE2_EPOCHS, TABLE1_CONFIGURATIONS, RunSpec, add_study_command, build_plan,
+    configuration_types, main, scaled_epochs, seed_list)
+from tal_lab.study_runner import best_pair, run_is_finished
 
 ORIGINAL = ("transformer", "identity", "actionformer")
 
@@ -44,7 +45,7 @@ def test_quick_plan_dedupes_the_original_shared_by_tables_i_ii_iii(tmp_path: Pat
     uses = _by_uses(plan)
     original = uses["I:original"]
     assert original is uses["II"] is uses["III:1"]
-    assert original.key[:3] == ORIGINAL and original.epochs == 12 and original.eval_epochs == (1, 2, 4, 6)
+    assert original.key[:3] == ORIGINAL and original.epochs == 12 and original.eval_epochs == (1, 2, 4, 6, 12)
     assert [uses[f"III:{w:g}"].loss_weight for w in LOSS_WEIGHTS] == list(LOSS_WEIGHTS)
     assert uses["I:E"].key[:2] == ("sgp", "identity") and uses["I:maxpool"].key[:2] == ("maxpool", "identity")
     assert original.run_name(plan.data_tag) == \
@@ -76,7 +77,7 @@ def test_paper_preset_follows_the_paper_protocol(tmp_path: Path) -> None:
     assert plan.data_tag == "synthetic-thumos14" and plan.table1_epochs == 30
     assert plan.table2_epochs == PAPER_TABLE2_EPOCHS
     uses = _by_uses(plan)
-    assert uses["II"].epochs == 50 and uses["II"].eval_epochs == (1, 4, 8, 15, 25)
+    assert uses["II"].epochs == 50 and uses["II"].eval_epochs == (1, 4, 8, 15, 25, 50)
     assert uses["I:original"].epochs == 30 and len(plan.runs) == 3
 
 
@@ -149,6 +150,7 @@ def test_dry_run_prints_the_plan_from_both_entry_points(tmp_path: Path, capsys: 
     ({"dataset": "kinetics"}, "parameter dataset='kinetics' is not valid"),
     ({"dataset": "epic", "data_root": "/no/such/folder"}, "parameter data_root='/no/such/folder': no such folder"),
     ({"run_name": "a/b"}, "parameter run_name='a/b' must be a folder name"),
+    ({"config_file": "/no/such.yaml"}, "parameter config_file='/no/such.yaml': no such file"),
 ])
 def test_ablation_parameters_are_checked_before_any_data_is_touched(change: dict, message: str,
                                                                       tmp_path: Path) -> None:
@@ -293,6 +295,8 @@ def test_run_views_curve_table_summary_and_choices() -> None:
     assert run_views.run_summary(_Run())["mAP@0.5"] == pytest.approx(30.0)
     gt = pd.DataFrame({"video-id": ["b", "a", "a", "c", "c"], "t-start": 0.0, "t-end": 1.0, "label": 0})
     assert run_views.busiest_videos(gt, 2) == ["a", "c"]
+    probed = pd.DataFrame({"run": ["x", "x", "y"], "epoch": [1, 3, 2]})
+    assert run_views.at_last_epoch(probed)["epoch"].tolist() == [3, 2]
     t1 = pd.DataFrame({"backbone": ["convTransformer", "sgp", "conv"], "neck": ["identity", "fpn", "fpn"],
                        "avg_mAP": [40.0, 45.0, np.nan]})
     assert run_views.best_pair(t1) == ("sgp", "fpn")

@@ -244,7 +244,8 @@ def _padding_groups(detector: nn.Module, lengths: Sequence[int], padded_len: int
 
 @torch.no_grad()
 def extract_features(detector: nn.Module, feats: Sequence[Tensor], *, padded_len: int | None = None,
-                     cfg: Mapping[str, Any] | None = None, layers: bool = True) -> list[tuple[list[int], ForwardCapture]]:
+                     cfg: Mapping[str, Any] | None = None,
+                     layers: bool = True) -> list[tuple[list[int], ForwardCapture]]:
     """Run backbone and neck on videos (eval mode), padded as at inference, and capture features.
 
     Videos are batched by padded length: ``padded_len`` if given, else the config's evaluation

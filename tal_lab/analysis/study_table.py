@@ -19,7 +19,7 @@ import pandas as pd
 
 from tal_lab.runs import write_text_atomic
 
-__all__ = ["StudyTable", "EXPORT_FORMATS", "format_number", "format_mean_std", "format_diff"]
+__all__ = ["StudyTable", "EXPORT_FORMATS", "format_number", "format_mean_std", "format_diff", "latex_escape"]
 
 EXPORT_FORMATS: dict[str, str] = {"csv": ".csv", "md": ".md", "tex": ".tex"}
 MISSING = "–"  # shown for a missing value (no run, no paper number)
@@ -53,7 +53,8 @@ def _md_cell(text: object) -> str:
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "±": r"$\pm$", "Δ": r"$\Delta$", "λ": r"$\lambda$", "–": "--", "≥": r"$\geq$", "×": r"$\times$", "−": r"$-$",
+    "±": r"$\pm$", "Δ": r"$\Delta$", "λ": r"$\lambda$", "–": "--", "≥": r"$\geq$", "×": r"$\times$",
+    "−": r"$-$",
     "*": r"$^{*}$",
 }
 

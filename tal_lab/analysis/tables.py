@@ -28,8 +28,8 @@ import pandas as pd
 from tal_lab.analysis import paper_results as paper
 from tal_lab.analysis.study_table import StudyTable, format_diff, format_mean_std, format_number
 
-__all__ = ["DATASET_LABELS", "select_data", "describe_data", "table_configurations", "table_epochs",
-           "table_loss_weight", "table_heads", "study_tables"]
+__all__ = ["DATASET_LABELS", "select_data", "describe_data", "describe_identity", "table_configurations",
+           "table_epochs", "table_loss_weight", "table_heads", "study_tables"]
 
 DATASET_LABELS = {"thumos": "THUMOS14", "anet": "ActivityNet-1.3", "epic": "EPIC-Kitchens-100"}
 _DATA_KEYS = ("data_kind", "dataset", "data_preset", "data_seed")
@@ -119,7 +119,10 @@ def describe_data(runs: pd.DataFrame) -> str:
 
 
 def _is_synthetic(runs: pd.DataFrame) -> bool:
-    return not runs.empty and bool(((runs.get("data_kind") == "synthetic") | (runs.get("dataset") == "synthetic")).any())
+    def column(name: str) -> pd.Series:
+        return runs[name] if name in runs.columns else pd.Series(None, index=runs.index, dtype=object)
+
+    return bool(((column("data_kind") == "synthetic") | (column("dataset") == "synthetic")).any())
 
 
 def _latest_per_seed(rows: pd.DataFrame) -> pd.DataFrame:
@@ -172,7 +175,7 @@ def _data_sentence(runs: pd.DataFrame) -> str:
     if _is_synthetic(runs):
         return (text + f". These are SYNTHETIC-data numbers, not THUMOS14 results: the paper columns are "
                 f"THUMOS14, so the differences compare different data.")
-    if not runs.empty and not (runs.get("dataset") == "thumos").all():
+    if not runs.empty and ("dataset" not in runs.columns or not (runs["dataset"] == "thumos").all()):
         return text + ". The paper columns are THUMOS14, a different dataset."
     return text + "."
 
@@ -239,10 +242,18 @@ def _configuration_table(pool: pd.DataFrame, specs: Sequence[RowSpec], epochs: i
     display = {"Configuration": frame["configuration"].tolist(), "n": frame["n_seeds"].astype(str).tolist()}
     display.update(_display_metrics(frame, paper.MAP_COLUMNS, paper_cols=True))
     if "significant" in frame.columns:
-        display["Avg mAP"] = [s + (" *" if flag is True else "")
-                              for s, flag in zip(display["Avg mAP"], frame["significant"])]
-        notes.append("* : the difference in average mAP from the original configuration lies outside "
-                     "its paired-bootstrap 95% interval (resampling videos, paired seeds).")
+        flags = frame["significant"].tolist()
+        display["Avg mAP"] = [s + (" *" if flag is True else "") for s, flag in zip(display["Avg mAP"], flags)]
+        if any(flag is True for flag in flags):
+            notes.append("An average mAP followed by '*' differs from the reference row's (the original "
+                         "configuration; the actionformer head in Table IV) outside the paired-bootstrap 95% "
+                         "interval of the difference (resampling videos, paired seeds).")
+        elif any(flag is False for flag in flags):
+            notes.append("No average mAP differs from the reference row's outside the paired-bootstrap 95% "
+                         "interval of the difference (resampling videos, paired seeds).")
+        else:
+            notes.append("No significance marks: no row has a run of the same seed as the reference row "
+                         "with saved detections.")
     if complexity:
         display.update({"Params (M)": [format_number(v) for v in frame["params_M"]],
                         "GFLOPs": [format_number(v, 1) for v in frame["GFLOPs"]],

@@ -201,7 +201,7 @@ def _config(out: Path, preset: SyntheticPreset, knobs: SyntheticKnobs, seed: int
     cfg["dataset"].update({"json_file": str(out / "annotations.json"), "feat_folder": str(out / "features"),
                            "input_dim": preset.input_dim, "max_seq_len": preset.max_seq_len,
                            "synthetic": {"preset": preset.name, "seed": seed, "knobs": knobs.to_dict()}})
-    for section in ("model", "opt", "loader", "train_cfg"):
+    for section in ("model", "opt", "loader", "train_cfg", "engine"):
         cfg.setdefault(section, {}).update(dict(getattr(preset, section)))
     cfg["output_folder"] = str(out / "runs")
     return load_config(cfg)

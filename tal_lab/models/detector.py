@@ -54,6 +54,9 @@ class Detector(nn.Module):
             outputs do not depend on the amount of padding (``backbone.padding_invariant``:
             convTransformer, conv; up to attention logits of masked keys getting -inf instead
             of -1e4, both weighing exactly 0 after the softmax); refused for SGP.
+        train_padding: 'reference' pads training batches to max_seq_len; 'minimal' pads them
+            as 'minimal' inference does (same losses and gradients for padding-invariant
+            backbones; only the random dropout masks differ, being drawn for other shapes).
         input_noise: TriDet's training trick: Gaussian noise of this std added to the whole
             padded training batch (0: off, ActionFormer).
     """
@@ -70,14 +73,16 @@ class Detector(nn.Module):
         init_loss_norm: float,
         eval_padding: str = "reference",
         input_noise: float = 0.0,
+        train_padding: str = "reference",
     ) -> None:
         super().__init__()
-        if eval_padding not in EVAL_PADDINGS:
-            raise ValueError(f"model.eval_padding must be one of {EVAL_PADDINGS}, got {eval_padding!r}")
-        if eval_padding == "minimal" and not getattr(backbone, "padding_invariant", False):
-            raise ValueError(
-                f"model.eval_padding 'minimal' is not exact for {type(backbone).__name__}: its outputs at "
-                "valid steps depend on the amount of padding; use 'reference'")
+        for key, value in (("eval_padding", eval_padding), ("train_padding", train_padding)):
+            if value not in EVAL_PADDINGS:
+                raise ValueError(f"model.{key} must be one of {EVAL_PADDINGS}, got {value!r}")
+            if value == "minimal" and not getattr(backbone, "padding_invariant", False):
+                raise ValueError(
+                    f"model.{key} 'minimal' is not exact for {type(backbone).__name__}: its outputs at "
+                    "valid steps depend on the amount of padding; use 'reference'")
         if any(True for _ in head.parameters(recurse=False)) or any(True for _ in head.buffers(recurse=False)):
             raise ValueError(f"{type(head).__name__} must keep its parameters in sub-modules")
         self.backbone = backbone
@@ -92,20 +97,23 @@ class Detector(nn.Module):
         self.max_div_factor = int(max_div_factor)
         self.test_cfg = copy.deepcopy(dict(test_cfg))
         self.eval_padding = eval_padding
+        self.train_padding = train_padding
         self.input_noise = float(input_noise)
         self.loss_normalizer = LossNormalizer(init_loss_norm, LOSS_NORMALIZER_MOMENTUM)
 
     def train(self, mode: bool = True) -> "Detector":
         super().train(mode)
-        self.head.training = mode  # the head object itself is not a registered child
+        self.head.train(mode)  # the head object itself is not a registered child
         return self
 
     @property
     def param_dtype(self) -> torch.dtype:
+        """Dtype of the weights (inputs are cast to it)."""
         return next(self.backbone.parameters()).dtype
 
     @property
     def device(self) -> torch.device:
+        """Device of the weights (inputs are moved to it)."""
         return next(self.backbone.parameters()).device
 
     # ---------------------------------------------------------------- preprocessing
@@ -156,19 +164,29 @@ class Detector(nn.Module):
         """
         groups: dict[int, list[int]] = {}
         short: list[int] = []
-        need = 0
-        top = self.backbone.strides[-1]
         for i, n in enumerate(lengths):
             if self.eval_padding == "minimal" and n <= self.max_seq_len:
                 short.append(i)
-                need = max(need, min(self.max_seq_len, -(-n // top) * top + top))
             else:
                 length = padded_length([n], self.max_seq_len, self.max_div_factor, training=False)
                 groups.setdefault(length, []).append(i)
-        return ([(need, short)] if short else []) + list(groups.items())
+        head = [(self.minimal_length([lengths[i] for i in short]), short)] if short else []
+        return head + list(groups.items())
+
+    def minimal_length(self, lengths: Sequence[int]) -> int:
+        """Shortest padded length (<= max_seq_len) keeping >= 1 padded step at every level.
+
+        Each video needs its length rounded up to the top stride plus one top-stride step (the
+        padded steps hold what the reference's padding holds: LayerNorm biases, zeros), capped
+        at max_seq_len, where it equals the reference's padding.
+        """
+        top = self.backbone.strides[-1]
+        return max(min(self.max_seq_len, -(-n // top) * top + top) for n in lengths)
 
     # ---------------------------------------------------------------- flow
-    def forward_features(self, feats: Tensor, mask: Tensor) -> tuple[dict[str, list[Tensor]], list[Tensor], list[Tensor]]:
+    def forward_features(
+        self, feats: Tensor, mask: Tensor
+    ) -> tuple[dict[str, list[Tensor]], list[Tensor], list[Tensor]]:
         """Backbone -> neck -> points -> head on a padded batch.
 
         Returns:
@@ -192,7 +210,10 @@ class Detector(nn.Module):
         return self.forward_inference(videos)
 
     def forward_train(self, videos: Sequence[Mapping[str, Any]]) -> dict[str, Tensor]:
-        feats, mask = self._batch(videos, self.max_seq_len)
+        length = self.max_seq_len
+        if self.train_padding == "minimal":
+            length = self.minimal_length([v["feats"].shape[1] for v in videos])
+        feats, mask = self._batch(videos, length)
         if self.input_noise > 0:
             feats = feats + torch.randn_like(feats) * self.input_noise
         outputs, points, valid = self.forward_features(feats, mask)
@@ -242,4 +263,5 @@ def build_detector(cfg: Mapping[str, Any], eval_padding: str | None = None) -> D
         test_cfg=model["test_cfg"], init_loss_norm=model["train_cfg"]["init_loss_norm"],
         eval_padding=eval_padding or model.get("eval_padding", "reference"),
         input_noise=model.get("input_noise", 0.0),
+        train_padding=model.get("train_padding", "reference"),
     )

@@ -177,8 +177,10 @@ class ActionFormerHead(DenseHead):
 
     def predict(self, outputs: Mapping[str, list[Tensor]], points: Sequence[Tensor], valid: Sequence[Tensor],
                 index: int, video: Mapping[str, Any], test_cfg: Mapping[str, Any]) -> dict[str, Tensor]:
+        # decoding runs in float32 at least (outputs may be bf16 / fp16 under autocast)
+        dtype = torch.promote_types(outputs["cls_logits"][0].dtype, torch.float32)
         return postprocess_video(
-            [x[index] for x in outputs["cls_logits"]], [x[index] for x in outputs["reg_offsets"]],
+            [x[index].to(dtype) for x in outputs["cls_logits"]], [x[index].to(dtype) for x in outputs["reg_offsets"]],
             list(points), [m[index] for m in valid], test_cfg,
             fps=float(video["fps"]), duration=float(video["duration"]),
             feat_stride=float(video["feat_stride"]), num_frames=float(video["feat_num_frames"]),
