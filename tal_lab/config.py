@@ -164,6 +164,8 @@ DEFAULTS: dict[str, Any] = {
         "schedule_type": "cosine",
         "schedule_steps": [],
         "schedule_gamma": 0.1,
+        # ActionFormer's train script reads this with .get: stop early, schedule unchanged.
+        "early_stop_epochs": None,
     },
     # tal_lab's engine settings; the reference hard-codes these in its train script.
     "engine": {
@@ -176,6 +178,7 @@ DEFAULTS: dict[str, Any] = {
         "tensorboard": False,
         "progress": True,
         "device": "auto",  # 'auto', 'cpu', 'cuda', 'cuda:N'
+        "eval_batch_size": 1,  # videos per inference batch (1, like the reference)
     },
 }
 
@@ -485,8 +488,16 @@ def _validate(cfg: dict[str, Any]) -> None:
              f"{eng['eval_weights']!r} is not 'ema' or 'model'")
     _require(eng["amp"] in ("none", "bf16", "fp16"), "engine.amp", f"{eng['amp']!r} is not none/bf16/fp16")
     _require(0 < eng["ema_decay"] < 1, "engine.ema_decay", "must lie in (0, 1)")
-    _require(all(isinstance(e, int) and 0 < e <= opt["epochs"] for e in eng["eval_epochs"]),
-             "engine.eval_epochs", f"must list epochs in [1, opt.epochs={opt['epochs']}]")
+    # Like ActionFormer, a run trains warmup_epochs + epochs epochs in all.
+    total_epochs = opt["epochs"] + opt["warmup_epochs"]
+    _require(all(isinstance(e, int) and 0 < e <= total_epochs for e in eng["eval_epochs"]),
+             "engine.eval_epochs",
+             f"must list epochs in [1, warmup_epochs + epochs = {total_epochs}], got {eng['eval_epochs']!r}")
+    _require(isinstance(eng["eval_batch_size"], int) and eng["eval_batch_size"] > 0, "engine.eval_batch_size",
+             "must be a positive integer")
+    _require(opt["early_stop_epochs"] is None or (isinstance(opt["early_stop_epochs"], int)
+                                                  and opt["early_stop_epochs"] > 0),
+             "opt.early_stop_epochs", "must be null or a positive integer")
     syn = ds["synthetic"]
     _require(isinstance(syn["seed"], int), "dataset.synthetic.seed", "must be an integer")
     _require(isinstance(syn["knobs"], dict), "dataset.synthetic.knobs", "must be a mapping")

@@ -170,7 +170,8 @@ def backbone_parameter(backbone_type: str) -> str:
     for name, value in BACKBONES.items():
         if value == backbone_type:
             return name
-    raise NotebookParameterError(f"backbone_type {backbone_type!r} has no notebook name; known: {list(BACKBONES.values())}")
+    raise NotebookParameterError(f"backbone_type {backbone_type!r} has no notebook name; "
+                                 f"known: {list(BACKBONES.values())}")
 
 
 def neck_parameter(fpn_type: str) -> str:
@@ -290,7 +291,8 @@ def base_config(dataset: str, data_root: str | Path, preset: str, config_file: s
     if not isinstance(config_file, str):
         raise NotebookParameterError(f"parameter config_file={config_file!r} must be a path (string)")
     if config_file and not resolve_path(config_file).is_file():
-        raise NotebookParameterError(f"parameter config_file={config_file!r}: no such file ({resolve_path(config_file)})")
+        raise NotebookParameterError(f"parameter config_file={config_file!r}: no such file "
+                                     f"({resolve_path(config_file)})")
     if dataset == "synthetic":
         return load_config(resolve_path(config_file) if config_file else synthetic_data(preset, data_root))
     if not str(data_root):
@@ -307,8 +309,8 @@ def base_config(dataset: str, data_root: str | Path, preset: str, config_file: s
     from tal_lab.data.synthetic_spec import get_preset
 
     small = get_preset(SYNTHETIC_PRESETS[preset])
-    return apply_overrides(cfg, {"model": dict(small.model), "opt": dict(small.opt), "loader": dict(small.loader),
-                                 "train_cfg": dict(small.train_cfg)})
+    sections = ("model", "opt", "loader", "train_cfg", "engine")
+    return apply_overrides(cfg, {key: dict(getattr(small, key, None) or {}) for key in sections})
 
 
 @dataclass(frozen=True)

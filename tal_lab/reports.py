@@ -63,8 +63,10 @@ def execute_notebook(notebook: str | Path, output: str | Path, parameters: Mappi
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    # --log-level=ERROR: the kernel's start-up warnings (TCP transport) would fill the study's log
     papermill.execute_notebook(str(notebook), str(output), parameters=dict(parameters), kernel_name="python3",
-                               cwd=str(cwd), progress_bar=False, log_output=False)
+                               cwd=str(cwd), progress_bar=False, log_output=False,
+                               extra_arguments=["--log-level=ERROR"])
     return output
 
 
@@ -123,7 +125,8 @@ def export_notebooks(reports_dir: str | Path, log: Callable[[str], None] | None 
     work = reports_dir / _WORK
     pages = []
     jobs = [(nb, reports_dir / "notebooks" / f"{nb.stem}.html") for nb in sorted((work / "notebooks").glob("*.ipynb"))]
-    jobs += [(nb, reports_dir / "runs" / nb.stem / "run_ablation.html") for nb in sorted((work / "runs").glob("*.ipynb"))]
+    jobs += [(nb, reports_dir / "runs" / nb.stem / "run_ablation.html")
+             for nb in sorted((work / "runs").glob("*.ipynb"))]
     for notebook, page in jobs:
         if not page.is_file() or page.stat().st_mtime < notebook.stat().st_mtime:
             try:
@@ -228,7 +231,8 @@ def write_index(reports_dir: str | Path, plan_text: str = "", failed: Mapping[st
     for fig in figures:
         svg = f" (<a href='{_rel(fig['svg'], reports_dir)}'>SVG</a>)" if "svg" in fig else ""
         h.append(f"<figure><a href='{_rel(fig['png'], reports_dir)}'><img src='{_rel(fig['png'], reports_dir)}' "
-                 f"alt='{html.escape(fig['name'])}'></a><figcaption>{html.escape(fig['name'])}{svg}</figcaption></figure>")
+                 f"alt='{html.escape(fig['name'])}'></a>"
+                 f"<figcaption>{html.escape(fig['name'])}{svg}</figcaption></figure>")
         md += [f"![{fig['name']}]({_rel(fig['png'], reports_dir)})", ""]
     h.append("<h2>Notebooks</h2><ul>" + "".join(
         f"<li><a href='{_rel(p, reports_dir)}'>{html.escape(p.stem)}</a></li>" for p in pages) + "</ul>")

@@ -21,7 +21,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 __all__ = ["plot_training_curve", "map_table", "run_summary", "split_ground_truth", "class_names",
-           "busiest_videos", "run_detections", "pick_runs", "at_last_epoch", "best_pair", "plot_class_ap", "RunExplorer"]
+           "busiest_videos", "run_detections", "pick_runs", "at_last_epoch", "best_pair", "plot_class_ap",
+           "RunExplorer"]
 
 # Iterations averaged in the plotted loss curve (the raw per-iteration loss is noisy).
 LOSS_SMOOTHING_ITERS = 10

@@ -10,7 +10,7 @@ import pytest
 
 from tal_lab.config import load_config
 from tal_lab.data import build_dataset, dataset_digest, generate_synthetic, knobs_from_mapping
-from tal_lab.data.synthetic import FEAT_STRIDE, NUM_FRAMES, class_patterns, num_feature_steps, synthesize_features
+from tal_lab.data.synthetic import class_patterns, num_feature_steps, synthesize_features
 from tal_lab.data.synthetic_layout import Event, VideoLayout
 from tal_lab.data.synthetic_spec import PRESETS, SyntheticKnobs, load_thumos14_stats
 from tal_lab.data.validate import validate_dataset

@@ -75,6 +75,14 @@ def test_settings_are_inferred_without_a_config(tiny: Path, tmp_path: Path) -> N
     assert report.lengths is not None and report.lengths.feat_stride == 4 and report.lengths.num_frames == 16
 
 
+def test_inference_finds_a_file_prefix(tiny: Path, tmp_path: Path) -> None:
+    folder = _copy(tiny, tmp_path)
+    for path in (folder / "features").iterdir():
+        path.rename(path.with_name("v_" + path.name))
+    report = validate_dataset(folder, check_values=False)
+    assert report.ok and report.settings["file_prefix"] == "v_", report.format()
+
+
 def test_cli_validate_and_synth(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert data_main(["validate", str(tiny)]) == 0
     assert "OK" in capsys.readouterr().out

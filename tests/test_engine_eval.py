@@ -49,7 +49,9 @@ def test_perfect_detections_score_one_and_classes_without_gt_are_left_out() -> N
     assert mean_ap == [1.0, 1.0, 1.0] and average == 1.0
     assert np.isnan(per_class[1][0]) and per_class[2] == [1.0, 1.0, 1.0]
     assert tiou_thresholds_for({"dataset_name": "anet"})[0] == 0.5
-    assert tiou_thresholds_for({"dataset_name": "thumos"}) == [0.3, 0.4, 0.5, 0.6, 0.7]
+    # exactly the official evaluator's np.linspace values, not rounded ones
+    assert tiou_thresholds_for({"dataset_name": "thumos"}) == np.linspace(0.3, 0.7, 5).tolist()
+    assert tiou_thresholds_for({"dataset_name": "thumos"})[1] == 0.39999999999999997
 
 
 class _FixedDetector(nn.Module):

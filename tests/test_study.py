@@ -208,7 +208,7 @@ def test_real_data_gets_actionformer_settings_and_paths_found_in_data_root(tmp_p
                          "feat_stride: 4, num_frames: 16}\n")
     from_yaml = nbp.base_config("thumos14", str(root), "paper", config_file=str(yaml_file))
     assert from_yaml["dataset"]["feat_folder"] == str(root / "i3d_features")
-    with pytest.raises(NotebookParameterError, match="but the config says dataset_name 'thumos'; use dataset='thumos14'"):
+    with pytest.raises(NotebookParameterError, match="config says dataset_name 'thumos'; use dataset='thumos14'"):
         nbp.base_config("epic", str(root), "paper", config_file=str(yaml_file))
 
 

@@ -5,7 +5,7 @@ Knobs (``dataset.synthetic.knobs`` in a config; every one has a default):
 ============================  =========  ===================================================
 knob                          default    meaning
 ============================  =========  ===================================================
-``snr``                       3.0        master signal strength: the matched-filter
+``snr``                       5.0        master signal strength: the matched-filter
                                          signal-to-noise ratio (d') of one feature step inside
                                          an action. Every label-dependent component (class
                                          signal, distractors, context cue) scales with it;
@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -75,7 +75,7 @@ DEFAULT_CONFUSABLE_PAIRS: tuple[tuple[int, int], ...] = (
 class SyntheticKnobs:
     """How much class signal the features carry and how hard it is to use (see module doc)."""
 
-    snr: float = 3.0
+    snr: float = 5.0
     boundary_blur_sec: float = 1.0
     confusion: float = 0.7
     confusable_pairs: tuple[tuple[int, int], ...] = DEFAULT_CONFUSABLE_PAIRS
@@ -199,7 +199,3 @@ def load_thumos14_stats() -> dict[str, Any]:
     """The derived THUMOS14 statistics shipped with the package (``thumos14_stats.json``)."""
     return json.loads(_stats_text())
 
-
-def with_knobs(knobs: SyntheticKnobs, **changes: Any) -> SyntheticKnobs:
-    """A copy of ``knobs`` with some values changed (validated)."""
-    return replace(knobs, **changes)

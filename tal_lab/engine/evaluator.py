@@ -100,11 +100,16 @@ class EvalResult:
 
 
 def tiou_thresholds_for(cfg: Mapping[str, Any], dataset: Any = None) -> list[float]:
-    """The dataset's evaluation thresholds (its ``tiou_thresholds`` attribute, else by name)."""
+    """The dataset's evaluation thresholds (its ``tiou_thresholds`` attribute, else by name).
+
+    The values are kept exactly as ``np.linspace`` makes them (0.4 is 0.39999999999999997), as the
+    official evaluator uses them; rounding would flip matches whose tIoU lies at a threshold.
+    Column names round them for display (``mAP@0.4``).
+    """
     values = getattr(dataset, "tiou_thresholds", None)
     if values is None:
         values = _TIOUS.get(cfg["dataset_name"], _TIOUS["thumos"])
-    return [round(float(t), 6) for t in values]
+    return [float(t) for t in values]
 
 
 def ground_truth_for(cfg: Mapping[str, Any], dataset: Any) -> pd.DataFrame:
