@@ -126,6 +126,9 @@ DEFAULTS: dict[str, Any] = {
         # 'minimal' pads only to the pyramid's divisor (faster; exact for models whose valid
         # outputs do not depend on the amount of padding).
         "eval_padding": "reference",
+        # tal_lab: 'reference' pads training batches to max_seq_len as ActionFormer does;
+        # 'minimal' pads to the longest video rounded up (same results where exact, less work).
+        "train_padding": "reference",
     },
     "train_cfg": {
         "center_sample": "radius",
@@ -396,8 +399,9 @@ def _validate(cfg: dict[str, Any]) -> None:
              f"{model['sgp_mixture']!r} is not 'tridet' or 'softmax'")
     _require(model["downsample_type"] in ("max", "avg"), "model.downsample_type",
              f"{model['downsample_type']!r} is not 'max' or 'avg'")
-    _require(model["eval_padding"] in ("reference", "minimal"), "model.eval_padding",
-             f"{model['eval_padding']!r} is not 'reference' or 'minimal'")
+    for key in ("eval_padding", "train_padding"):
+        _require(model[key] in ("reference", "minimal"), f"model.{key}",
+                 f"{model[key]!r} is not 'reference' or 'minimal'")
     _require(model["decoupled_uncertainty"] in ("std", "entropy", "none"), "model.decoupled_uncertainty",
              f"{model['decoupled_uncertainty']!r} is not 'std', 'entropy' or 'none'")
     for key in ("decoupled_uncertainty_power", "decoupled_dfl_weight", "input_noise", "iou_weight_power"):

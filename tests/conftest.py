@@ -16,7 +16,11 @@ import torch
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Tiny test shapes gain nothing from more threads, and on a shared 2-core machine OpenMP threads
+# that wait on each other make tiny ops 100x slower. Child processes (notebook kernels, DDP
+# ranks) inherit the variable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 def pytest_configure(config: pytest.Config) -> None:
