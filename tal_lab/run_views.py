@@ -283,15 +283,19 @@ class RunExplorer:
         if s["classes"]:
             labels = self._label_ids(s["classes"])
             preds, gt = preds[preds["label"].isin(labels)], gt[gt["label"].isin(labels)]
+        in_videos = pd.concat([gt[gt["video-id"].isin(s["videos"])]["label"],
+                               preds[preds["video-id"].isin(s["videos"])]["label"]])
         timeline = plot_timelines(self.gt, self.run.detections, s["videos"], tiou=s["tiou"],
                                   score_threshold=s["score_threshold"], class_names=self.names or None,
-                                  classes=self._label_ids(s["classes"]) or None,
+                                  # a chosen class absent from these videos leaves their lanes empty
+                                  classes=[c for c in labels if c in set(in_videos)] if s["classes"] else None,
                                   title=f"{self.run.name}: score >= {s['score_threshold']:g}, tIoU {s['tiou']:g}")
         result = mean_average_precision(gt, preds[["video-id", "t-start", "t-end", "label", "score"]], [s["tiou"]],
                                         labels=labels)
         names = [self.names.get(int(label), str(label)) for label in result.labels]
         per_class = result.per_class_frame(class_names=names)
-        ap = plot_class_ap(per_class, s["tiou"], title=f"per-class AP (mAP {100 * result.average_mAP:.1f}%)")
+        ap = plot_class_ap(per_class, s["tiou"], title=f"per-class AP at tIoU {s['tiou']:g}, score >= "
+                                                       f"{s['score_threshold']:g} (mAP {100 * result.average_mAP:.1f}%)")
         return timeline, ap, per_class
 
     def widgets(self) -> Any:

@@ -208,12 +208,14 @@ def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[st
         raise ValueError(f"video ids {unknown} appear in neither the ground truth nor the predictions")
     gt_v = gt[gt["video-id"].isin(video_ids)]
     pred_v = preds[preds["video-id"].isin(video_ids) & (preds["score"] >= score_threshold)]
-    if max_preds_per_video is not None:
-        pred_v = (pred_v.iloc[np.argsort(-pred_v["score"].to_numpy(), kind="stable")]
-                  .groupby("video-id", sort=False).head(max_preds_per_video))
+    # Filter classes before capping predictions per video, so a chosen class shows its own
+    # best predictions rather than whatever survived a cap taken over all classes.
     if classes is not None:
         chosen = _resolve_classes(classes, set(gt_v["label"]) | set(pred_v["label"]), class_names)
         gt_v, pred_v = gt_v[gt_v["label"].isin(chosen)], pred_v[pred_v["label"].isin(chosen)]
+    if max_preds_per_video is not None:
+        pred_v = (pred_v.iloc[np.argsort(-pred_v["score"].to_numpy(), kind="stable")]
+                  .groupby("video-id", sort=False).head(max_preds_per_video))
     match = match_detections(gt_v, pred_v, tiou=tiou, score_threshold=score_threshold)
 
     labels = sorted(set(match.gt["label"]) | set(match.preds["label"]), key=lambda x: (str(type(x)), x))
