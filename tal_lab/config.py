@@ -48,6 +48,8 @@ BACKBONE_TYPES = ("convTransformer", "conv", "sgp", "maxpool")
 FPN_TYPES = ("identity", "fpn")
 HEAD_TYPES = ("actionformer", "trident", "decoupled")
 DATASET_NAMES = ("thumos", "anet", "epic", "synthetic")
+# The synthetic benchmark's presets (tal_lab.data.synthetic_spec.PRESETS; a test keeps them equal).
+SYNTHETIC_PRESETS = ("tiny", "quick", "thumos14")
 
 # ActionFormer's libs/core/config.py defaults (commit 61ea7eb), plus tal_lab's own keys.
 # Tuples of the reference are lists here so that a YAML round trip gives back the same config.
@@ -504,6 +506,8 @@ def _validate(cfg: dict[str, Any]) -> None:
              "opt.early_stop_epochs", "must be null or a positive integer")
     syn = ds["synthetic"]
     _require(isinstance(syn["seed"], int), "dataset.synthetic.seed", "must be an integer")
+    _require(syn["preset"] in SYNTHETIC_PRESETS, "dataset.synthetic.preset",
+             f"{syn['preset']!r} is not one of {SYNTHETIC_PRESETS}")
     _require(isinstance(syn["knobs"], dict), "dataset.synthetic.knobs", "must be a mapping")
 
 

@@ -166,3 +166,12 @@ def test_max_div_factor_matches_actionformer() -> None:
     assert max_div_factor(cfg["model"]) == 576
     conv = load_config({"model": {"backbone_type": "conv"}})
     assert max_div_factor(conv["model"]) == 32
+
+
+def test_synthetic_presets_agree_with_the_generator() -> None:
+    from tal_lab.config import SYNTHETIC_PRESETS
+    from tal_lab.data.synthetic_spec import PRESETS
+
+    assert set(SYNTHETIC_PRESETS) == set(PRESETS)
+    with pytest.raises(ConfigError, match=r"dataset\.synthetic\.preset"):
+        load_config({"dataset": {"synthetic": {"preset": "huge"}}})
