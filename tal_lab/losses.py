@@ -12,7 +12,7 @@ that is updated *before* it divides the current batch (so the first batch of a r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -21,9 +21,14 @@ from torch import Tensor
 __all__ = [
     "ADAPTIVE_WEIGHT_MIN_REG_LOSS",
     "LossNormalizer",
+    "check_batch_shapes",
+    "check_label_smoothing",
+    "combine_losses",
+    "count_positives",
     "detection_losses",
     "diou_loss_1d",
     "sigmoid_focal_loss",
+    "smooth_labels",
 ]
 
 # ActionFormer's adaptive lambda_reg (loss_weight <= 0) divides by max(reg_loss, 0.01).
@@ -147,6 +152,52 @@ class LossNormalizer:
         return f"LossNormalizer(value={self.value}, momentum={self.momentum})"
 
 
+def check_batch_shapes(expected: Mapping[str, tuple[Tensor, tuple[int, ...]]]) -> None:
+    """Raise a ValueError naming the first tensor whose shape is not the one expected (derived
+    from ``cls_logits``); ``expected`` maps names to (tensor, shape)."""
+    for name, (tensor, shape) in expected.items():
+        if tuple(tensor.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape} (from cls_logits), got {tuple(tensor.shape)}")
+
+
+def check_label_smoothing(label_smoothing: float) -> None:
+    """Raise a ValueError unless 0 <= label_smoothing < 1."""
+    if not 0 <= label_smoothing < 1:
+        raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing!r}")
+
+
+def count_positives(cls_targets: Tensor, valid: Tensor, normalizer: LossNormalizer) -> tuple[Tensor, int, float]:
+    """Positive points (valid, with a non-zero class target), their count, and the normaliser
+    updated with that count (ActionFormer updates it once per batch, before dividing).
+
+    Shapes:
+        cls_targets: (B, P, C); valid: (B, P) bool -> positives (B, P) bool.
+    """
+    positives = (cls_targets.sum(-1) > 0) & valid
+    num_pos = int(positives.sum().item())
+    return positives, num_pos, normalizer.update(num_pos)
+
+
+def smooth_labels(cls_targets: Tensor, label_smoothing: float) -> Tensor:
+    """The reference's label smoothing ``y * (1 - ls) + ls / (C + 1)`` (C + 1 counting a
+    background class).
+
+    Shapes:
+        cls_targets: (..., C) -> (..., C).
+    """
+    return cls_targets * (1 - label_smoothing) + label_smoothing / (cls_targets.shape[-1] + 1)
+
+
+def combine_losses(cls_loss: Tensor, reg_loss: Tensor, loss_weight: float) -> Tensor:
+    """final_loss = cls_loss + w * reg_loss, w = loss_weight if > 0, else ActionFormer's adaptive
+    weight cls_loss.detach() / max(reg_loss, 0.01)."""
+    if loss_weight > 0:
+        weight: Tensor | float = float(loss_weight)
+    else:
+        weight = cls_loss.detach() / max(reg_loss.item(), ADAPTIVE_WEIGHT_MIN_REG_LOSS)
+    return cls_loss + reg_loss * weight
+
+
 def detection_losses(
     cls_logits: Tensor,
     reg_offsets: Tensor,
@@ -184,20 +235,13 @@ def detection_losses(
         "cls_targets": (cls_targets, (batch, num_points, num_classes)),
         "reg_targets": (reg_targets, (batch, num_points, 2)),
     }
-    for name, (tensor, shape) in expected.items():
-        if tuple(tensor.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape} (from cls_logits), got {tuple(tensor.shape)}")
+    check_batch_shapes(expected)
     if valid.dtype != torch.bool:
         raise ValueError(f"valid must be a bool mask, got {valid.dtype}")
-    if not 0 <= label_smoothing < 1:
-        raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing!r}")
+    check_label_smoothing(label_smoothing)
+    positives, num_pos, norm = count_positives(cls_targets, valid, normalizer)
 
-    positives = (cls_targets.sum(-1) > 0) & valid  # (B, P)
-    num_pos = int(positives.sum().item())
-    norm = normalizer.update(num_pos)
-
-    targets = cls_targets[valid]  # (N_valid, C)
-    targets = targets * (1 - label_smoothing) + label_smoothing / (num_classes + 1)
+    targets = smooth_labels(cls_targets[valid], label_smoothing)  # (N_valid, C)
     cls_loss = sigmoid_focal_loss(
         cls_logits[valid], targets, alpha=focal_alpha, gamma=focal_gamma, reduction="sum"
     ) / norm
@@ -207,10 +251,5 @@ def detection_losses(
         reg_loss = 0.0 * pred_pos.float().sum()
     else:
         reg_loss = diou_loss_1d(pred_pos, reg_targets[positives], reduction="sum") / norm
-
-    if loss_weight > 0:
-        weight: Tensor | float = float(loss_weight)
-    else:
-        weight = cls_loss.detach() / max(reg_loss.item(), ADAPTIVE_WEIGHT_MIN_REG_LOSS)
-    final_loss = cls_loss + reg_loss * weight
+    final_loss = combine_losses(cls_loss, reg_loss, loss_weight)
     return {"cls_loss": cls_loss, "reg_loss": reg_loss, "final_loss": final_loss, "num_pos": num_pos}

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import datetime
 import html
-import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+
+from tal_lab.runs import write_bytes_atomic, write_text_atomic
 
 __all__ = [
     "execute_notebook",
@@ -38,20 +39,6 @@ FIGURE_FORMATS: tuple[str, ...] = ("png", "svg")
 # Resolution of PNG figures: sharp on a laptop screen, small enough to commit a sample.
 FIGURE_DPI = 120
 _WORK = "_work"
-
-
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if isinstance(data, bytes):
-            tmp.write_bytes(data)
-        else:
-            tmp.write_text(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def execute_notebook(notebook: str | Path, output: str | Path, parameters: Mapping[str, Any],
@@ -100,7 +87,7 @@ def save_figure(fig: Any, stem: str | Path, formats: Sequence[str] = FIGURE_FORM
         buffer = io.BytesIO()
         fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
         path = stem.with_name(f"{stem.name}.{fmt}")
-        _write_atomic(path, buffer.getvalue())
+        write_bytes_atomic(path, buffer.getvalue())
         paths[fmt] = path
     return paths
 
@@ -113,7 +100,7 @@ def notebook_to_html(notebook: str | Path, output: str | Path) -> Path:
     nb = nbformat.read(str(notebook), as_version=4)
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     output = Path(output)
-    _write_atomic(output, body)
+    write_text_atomic(output, body)
     return output
 
 
@@ -253,8 +240,8 @@ def write_index(reports_dir: str | Path, plan_text: str = "", failed: Mapping[st
         md += ["## Plan", "", "```", plan_text, "```", ""]
     h.append("</body></html>")
     index = reports_dir / "index.html"
-    _write_atomic(index, "\n".join(h) + "\n")
-    _write_atomic(reports_dir / "README.md", "\n".join(md))
+    write_text_atomic(index, "\n".join(h) + "\n")
+    write_text_atomic(reports_dir / "README.md", "\n".join(md))
     return index
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "STANDARD_TIOUS",
     "write_json_atomic",
     "write_text_atomic",
+    "write_bytes_atomic",
     "write_csv_atomic",
     "append_jsonl",
     "read_jsonl",
@@ -69,17 +70,29 @@ _IDENTITY_COLUMNS = ["run_id", "name", "path", "status", "dataset", "data_kind",
 # atomic writers
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+def _write_atomic(path: str | Path, data: str | bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    _write_atomic(path, text)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    _write_atomic(path, data)
 
 
 def _plain(value: Any) -> Any:

@@ -31,9 +31,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .losses import ADAPTIVE_WEIGHT_MIN_REG_LOSS, DIOU_EPS, LossNormalizer, diou_loss_1d, sigmoid_focal_loss
-from .postprocess import batched_nms
-from .structures import grid_to_sec
+from .losses import (
+    DIOU_EPS,
+    LossNormalizer,
+    check_batch_shapes,
+    check_label_smoothing,
+    combine_losses,
+    count_positives,
+    diou_loss_1d,
+    sigmoid_focal_loss,
+    smooth_labels,
+)
+from .postprocess import check_nms_method, clamped_seconds, decode_level, nms_from_config
 
 __all__ = [
     "IOU_WEIGHT_MIN",
@@ -206,19 +215,14 @@ def trident_losses(
     batch, num_points, num_classes = cls_logits.shape
     if offsets.dim() != 4 or offsets.shape[:2] != (batch, num_points) or offsets.shape[-1] != 2:
         raise ValueError(f"offsets must be (B, P, K, 2) = ({batch}, {num_points}, K, 2), got {tuple(offsets.shape)}")
-    for name, tensor, shape in (("valid", valid, (batch, num_points)),
-                                ("cls_targets", cls_targets, (batch, num_points, num_classes)),
-                                ("reg_targets", reg_targets, (batch, num_points, 2))):
-        if tuple(tensor.shape) != shape:
-            raise ValueError(f"{name} must have shape {shape} (from cls_logits), got {tuple(tensor.shape)}")
+    check_batch_shapes({"valid": (valid, (batch, num_points)),
+                        "cls_targets": (cls_targets, (batch, num_points, num_classes)),
+                        "reg_targets": (reg_targets, (batch, num_points, 2))})
     if dfl_weight > 0 and log_probs is None:
         raise ValueError("dfl_weight > 0 needs the boundary log_probs")
-    if not 0 <= label_smoothing < 1:
-        raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing!r}")
+    check_label_smoothing(label_smoothing)
 
-    positives = (cls_targets.sum(-1) > 0) & valid  # (B, P)
-    num_pos = int(positives.sum().item())
-    norm = normalizer.update(num_pos)
+    positives, num_pos, norm = count_positives(cls_targets, valid, normalizer)  # positives: (B, P)
     pairs = _pair_mask(cls_targets, positives, offsets.shape[2])  # (B, P, K)
     pred = offsets[pairs]  # (N, 2)
     target = reg_targets[:, :, None, :].expand(-1, -1, pairs.shape[2], -1)[pairs]  # (N, 2)
@@ -230,7 +234,7 @@ def trident_losses(
     rated = cls_targets > 0
     weight = torch.where(rated, iou_weight.expand(-1, -1, num_classes), torch.ones_like(iou_weight[..., :1]))
 
-    targets = cls_targets * (1 - label_smoothing) + label_smoothing / (num_classes + 1)
+    targets = smooth_labels(cls_targets, label_smoothing)
     focal = sigmoid_focal_loss(cls_logits, targets, reduction="none")  # (B, P, C) float32
     cls_loss = (focal * weight)[valid].sum() / norm
 
@@ -238,9 +242,7 @@ def trident_losses(
         reg_loss = 0.0 * offsets.float().sum()
     else:
         reg_loss = diou_loss_1d(pred, target, reduction="sum") / norm
-    weight_reg: Tensor | float = (float(loss_weight) if loss_weight > 0
-                                  else cls_loss.detach() / max(reg_loss.item(), ADAPTIVE_WEIGHT_MIN_REG_LOSS))
-    final_loss = cls_loss + reg_loss * weight_reg
+    final_loss = combine_losses(cls_loss, reg_loss, loss_weight)
     out: dict[str, Tensor | int] = {"cls_loss": cls_loss, "reg_loss": reg_loss}
     if dfl_weight > 0:
         assert log_probs is not None
@@ -267,10 +269,9 @@ def decode_boundary_candidates(
     """One video's scored candidates (before NMS) from per-(point, class) offsets.
 
     As :func:`tal_lab.postprocess.decode_candidates` (per level: scores = sigmoid(logits) x
-    validity, flattened point-major; keep > pre_nms_thresh; the pre_nms_topk highest; segment
-    [t - left * stride, t + right * stride]; drop segments not longer than duration_thresh grid
-    units), except that offsets are per class (TriDet's ``decoded_offsets[cls, pt]``) or shared
-    (K = 1), and scores are first multiplied by ``score_factors`` (uncertainty re-scoring).
+    validity, then :func:`tal_lab.postprocess.decode_level`), except that offsets are per class
+    (TriDet's ``decoded_offsets[cls, pt]``) or shared (K = 1), and scores are first multiplied by
+    ``score_factors`` (uncertainty re-scoring).
 
     Returns:
         segments (N, 2) in level-0 grid units, scores (N,), labels (N,) long.
@@ -292,22 +293,11 @@ def decode_boundary_candidates(
         prob = logits.to(dtype).sigmoid() * mask[:, None]  # (T_l, C)
         if factor is not None:
             prob = prob * factor.to(dtype).expand(steps, num_classes)
-        prob = prob.flatten()  # point-major
-        above = prob > pre_nms_thresh
-        flat_idx = torch.nonzero(above).squeeze(1)
-        prob, order = prob[above].sort(descending=True)  # a full sort, as decode_candidates
-        num_topk = min(pre_nms_topk, flat_idx.numel())
-        prob, flat_idx = prob[:num_topk], flat_idx[order[:num_topk]]
-        point_idx = torch.div(flat_idx, num_classes, rounding_mode="floor")
-        class_idx = torch.fmod(flat_idx, num_classes)
-        chosen = off.to(dtype)[point_idx, class_idx if off.shape[1] > 1 else 0]  # (N, 2)
-        pt = pts.to(dtype)[point_idx]
-        seg_start = pt[:, 0] - chosen[:, 0] * pt[:, 3]
-        seg_end = pt[:, 0] + chosen[:, 1] * pt[:, 3]
-        keep = (seg_end - seg_start) > duration_thresh
-        segs_all.append(torch.stack((seg_start, seg_end), -1)[keep])
-        scores_all.append(prob[keep])
-        labels_all.append(class_idx[keep])
+        segs, scores, labels = decode_level(prob, off.to(dtype), pts.to(dtype), pre_nms_thresh, pre_nms_topk,
+                                            duration_thresh)
+        segs_all.append(segs)
+        scores_all.append(scores)
+        labels_all.append(labels)
     return torch.cat(segs_all), torch.cat(scores_all), torch.cat(labels_all)
 
 
@@ -321,8 +311,8 @@ def postprocess_boundary_video(
     score_factors: Sequence[Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """One video's detections in seconds: :func:`decode_boundary_candidates`, NMS as
-    ``test_cfg`` says (:func:`tal_lab.postprocess.batched_nms`), grid -> seconds clamped to
-    [0, duration] (as :func:`tal_lab.postprocess.postprocess_video`).
+    ``test_cfg`` says (:func:`tal_lab.postprocess.nms_from_config`; with 'none', sorted by score),
+    grid -> seconds clamped to [0, duration] (:func:`tal_lab.postprocess.clamped_seconds`).
 
     Args:
         video: the video's metadata: ``fps``, ``duration`` (s), ``feat_stride``, ``feat_num_frames``.
@@ -334,28 +324,17 @@ def postprocess_boundary_video(
     Shapes:
         as :func:`decode_boundary_candidates`.
     """
-    method = test_cfg["nms_method"]
-    if method not in ("soft", "hard", "none"):
-        raise ValueError(f"test_cfg.nms_method must be 'soft', 'hard' or 'none', got {method!r}")
+    method = check_nms_method(test_cfg)
     segments, scores, labels = decode_boundary_candidates(
         cls_logits, offsets, points, valid, pre_nms_thresh=test_cfg["pre_nms_thresh"],
         pre_nms_topk=test_cfg["pre_nms_topk"], duration_thresh=test_cfg["duration_thresh"],
         score_factors=score_factors,
     )
     if method != "none":
-        segments, scores, labels = batched_nms(
-            segments, scores, labels, iou_threshold=test_cfg["iou_threshold"], min_score=test_cfg["min_score"],
-            max_seg_num=test_cfg["max_seg_num"], use_soft_nms=method == "soft",
-            multiclass=test_cfg["multiclass_nms"], sigma=test_cfg["nms_sigma"],
-            voting_thresh=test_cfg["voting_thresh"],
-        )
+        segments, scores, labels = nms_from_config(segments, scores, labels, test_cfg)
     else:
         order = scores.sort(descending=True).indices
         segments, scores, labels = segments[order], scores[order], labels[order]
-    duration = float(video["duration"])
-    segments_sec = grid_to_sec(segments, fps=float(video["fps"]), feat_stride=float(video["feat_stride"]),
-                               num_frames=float(video["feat_num_frames"]))
-    # the reference's truncation: <= 0 -> 0 and >= duration -> duration
-    segments_sec = segments_sec.clamp(min=0.0, max=duration)
+    segments_sec = clamped_seconds(segments, fps=float(video["fps"]), duration=float(video["duration"]),
+                                   feat_stride=float(video["feat_stride"]), num_frames=float(video["feat_num_frames"]))
     return {"segments_sec": segments_sec, "scores": scores, "labels": labels, "segments_grid": segments}
-

@@ -12,13 +12,7 @@ from torch import nn
 from tal_lab.analysis import complexity as cx
 from tal_lab.config import load_config, paper_configuration
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tiny import PYRAMID, tiny_config
 
 
 class _Backbone(nn.Module):
@@ -67,11 +61,7 @@ def test_flops_of_a_hand_built_detector() -> None:
 
 
 def tiny(name: str) -> dict:
-    base = load_config({"dataset": {"input_dim": 8, "num_classes": 3, "max_seq_len": 32},
-                        "model": {"embd_dim": 16, "fpn_dim": 16, "head_dim": 16, "n_mha_win_size": 5,
-                                  "sgp_mlp_dim": 16, "backbone_arch": [2, 2, 3],
-                                  "regression_range": [[0, 4], [4, 8], [8, 16], [16, 10000]]}})
-    return paper_configuration(name, base)
+    return paper_configuration(name, tiny_config(PYRAMID))
 
 
 def test_meta_and_cpu_counts_agree_and_are_cached() -> None:

@@ -17,30 +17,18 @@ from tal_lab.analysis.features import (SUMMARY_METRICS, DiversityResult, as_vide
                                        find_backbone_blocks, mean_pairwise_cosine, probe_diversity,
                                        rank_collapse_ratio)
 from tal_lab.analysis.run_models import load_run_detector, probe_run, run_checkpoints, run_labels
-from tal_lab.config import dump_config, load_config, paper_configuration
+from tal_lab.config import dump_config, paper_configuration
 from tal_lab.models import build_detector
 
-C_IN, T = 8, 32
+from tiny import PYRAMID, tiny_config
+
+C_IN, T = PYRAMID["dataset"]["input_dim"], PYRAMID["dataset"]["max_seq_len"]  # 8, 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP hand-off costs on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny_config(name: str = "original", **model: object) -> dict:
-    """A 4-level pyramid at C 16, T 32 (window 5 divides every level length)."""
-    base = {"dataset_name": "synthetic",
-            "dataset": {"input_dim": C_IN, "num_classes": 3, "max_seq_len": T},
-            "model": {"embd_dim": 16, "fpn_dim": 16, "head_dim": 16, "n_mha_win_size": 5, "sgp_mlp_dim": 16,
-                      "backbone_arch": [2, 2, 3], "regression_range": [[0, 4], [4, 8], [8, 16], [16, 10000]],
-                      **model},
-            "engine": {"eval_weights": "ema"}}
-    return paper_configuration(name, load_config(base))
+def pyramid_config(name: str = "original", **model: object) -> dict:
+    """Paper configuration ``name`` on the 4-level tiny pyramid (C_IN 8, T 32)."""
+    cfg = tiny_config(PYRAMID, dataset_name="synthetic", model=model, engine={"eval_weights": "ema"})
+    return paper_configuration(name, cfg)
 
 
 def test_identical_steps_are_fully_collapsed() -> None:
@@ -101,7 +89,7 @@ def test_degenerate_maps_give_nan_not_errors() -> None:
 @pytest.mark.parametrize("name", ["original", "A", "B", "D"])
 def test_hooks_capture_levels_neck_and_blocks(name: str) -> None:
     torch.manual_seed(0)
-    cfg = tiny_config(name)
+    cfg = pyramid_config(name)
     detector = build_detector(cfg).eval()
     names = [n for n, _ in find_backbone_blocks(detector.backbone)]
     assert names == ["stem.0", "stem.1", "branch.0", "branch.1", "branch.2"]
@@ -123,7 +111,7 @@ def test_hooks_capture_levels_neck_and_blocks(name: str) -> None:
 
 
 def test_hooks_see_a_full_detector_forward() -> None:
-    cfg = tiny_config("E")
+    cfg = pyramid_config("E")
     detector = build_detector(cfg).eval()
     video = {"video_id": "v", "feats": torch.randn(C_IN, 24), "fps": 30.0, "duration": 10.0,
              "feat_stride": 4, "feat_num_frames": 16}
@@ -135,7 +123,7 @@ def test_hooks_see_a_full_detector_forward() -> None:
 
 def test_probe_frames_and_padding_follow_the_detector() -> None:
     torch.manual_seed(1)
-    cfg = tiny_config("D")
+    cfg = pyramid_config("D")
     detector = build_detector(cfg)
     videos = [{"video_id": "a", "feats": torch.randn(C_IN, T)}, {"video_id": "b", "feats": torch.randn(C_IN, 20)}]
     result = probe_diversity(detector, videos, labels={"backbone": "sgp", "epoch": 3}, cfg=cfg, batch_size=1)
@@ -169,7 +157,7 @@ def test_plots_are_non_empty() -> None:
     torch.manual_seed(2)
     results = []
     for name, backbone in (("original", "convTransformer"), ("E", "sgp")):
-        detector = build_detector(tiny_config(name))
+        detector = build_detector(pyramid_config(name))
         for epoch in (1, 2):
             results.append(probe_diversity(detector, {"a": torch.randn(C_IN, T), "b": torch.randn(C_IN, 24)},
                                            labels={"backbone": backbone, "epoch": epoch}, padded_len=T))
@@ -209,7 +197,7 @@ def _fake_run(root: Path, cfg: dict, epochs_saved: tuple[int, ...], total: int, 
 
 
 def test_run_checkpoints_load_and_probe(tmp_path: Path) -> None:
-    cfg = tiny_config("E")
+    cfg = pyramid_config("E")
     run = _fake_run(tmp_path, cfg, (1, 3), total=3)
     assert list(run_checkpoints(run)) == [1, 3]
     assert run_labels({"path": str(run)})["head"] == "actionformer"
@@ -227,7 +215,7 @@ def test_run_checkpoints_load_and_probe(tmp_path: Path) -> None:
 
 
 def test_runs_without_ema_fall_back_to_raw_weights(tmp_path: Path) -> None:
-    run = _fake_run(tmp_path, tiny_config("B"), (2,), total=2, ema=False)
+    run = _fake_run(tmp_path, pyramid_config("B"), (2,), total=2, ema=False)
     detector, _ = load_run_detector(run)
     assert detector is not None
     with pytest.raises(ValueError, match="not a tal_lab run folder"):
@@ -235,7 +223,7 @@ def test_runs_without_ema_fall_back_to_raw_weights(tmp_path: Path) -> None:
 
 
 def test_extract_features_groups_by_padded_length() -> None:
-    cfg = tiny_config("original")
+    cfg = pyramid_config("original")
     detector = build_detector(cfg)
     long_video = torch.randn(C_IN, T + 8)  # longer than max_seq_len: padded to the divisor, own batch
     groups = extract_features(detector, [torch.randn(C_IN, 10), long_video], cfg=cfg, layers=False)

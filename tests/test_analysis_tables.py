@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from tal_lab.analysis import paper_results as paper
 from tal_lab.analysis.complexity import model_complexity
@@ -17,27 +16,17 @@ from tal_lab.analysis.significance import paired_significance
 from tal_lab.analysis.study_table import StudyTable, latex_escape
 from tal_lab.analysis.tables import (study_tables, table_configurations, table_epochs, table_heads,
                                      table_loss_weight)
-from tal_lab.config import PAPER_CONFIGURATIONS, dump_config, load_config
+from tal_lab.config import PAPER_CONFIGURATIONS, dump_config
 from tal_lab.runs import load_epoch_evals, load_runs
+
+from tiny import PYRAMID, tiny_config
 
 TIOUS = [0.3, 0.4, 0.5, 0.6, 0.7]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_cfg(backbone: str, neck: str, **extra: object) -> dict:
-    return load_config({"dataset_name": "synthetic",
-                        "dataset": {"input_dim": 8, "num_classes": 3, "max_seq_len": 32,
-                                    "synthetic": {"preset": "quick", "seed": 0}},
-                        "model": {"backbone_type": backbone, "fpn_type": neck, "embd_dim": 16, "fpn_dim": 16,
-                                  "head_dim": 16, "n_mha_win_size": 5, "sgp_mlp_dim": 16, "backbone_arch": [2, 2, 3],
-                                  "regression_range": [[0, 4], [4, 8], [8, 16], [16, 10000]]}, **extra})
+    return tiny_config(PYRAMID, dataset_name="synthetic", dataset={"synthetic": {"preset": "quick", "seed": 0}},
+                       model={"backbone_type": backbone, "fpn_type": neck}, **extra)
 
 
 def make_run(root: Path, name: str, backbone: str, neck: str, seed: int, avg: float, *, loss_weight: float = 1.0,

@@ -9,19 +9,13 @@ import torch
 
 from tal_lab.assign import assign_labels, positive_mask
 
-AF_CASES = [
-    "af_convtransformer_identity",
-    "af_convtransformer_fpn",
-    "af_conv_identity",
-    "af_conv_fpn",
-    "af_convtransformer_identity_droppath_stress",
-]
+from golden import AF_CASES, load_golden
 
 
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("case", AF_CASES)
 def test_targets_equal_reference(shared_dir: Path, case: str) -> None:
-    fixture = torch.load(shared_dir / "reference" / "golden" / f"{case}.pt", weights_only=True)
+    fixture = load_golden(shared_dir, case)
     train, points = fixture["train"], torch.cat(fixture["eval"]["points"])
     cfg = fixture["config"]["model"]
     cls_t, reg_t = assign_labels(

@@ -12,15 +12,6 @@ from tal_lab.models.maxpool import MaxPoolBackbone, MaxPoolBlock, pool_kernel_si
 from tal_lab.structures import pad_batch
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread hand-offs (slow on a busy 2-core VM)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _backbone(arch: tuple[int, int, int] = (2, 1, 2), use_abs_pe: bool = False) -> MaxPoolBackbone:
     torch.manual_seed(0)
     return MaxPoolBackbone(n_in=6, n_embd=8, n_embd_ks=3, max_len=64, arch=arch, use_abs_pe=use_abs_pe)

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
 
 from tal_lab.checkpoint import load_checkpoint, load_tridet_backbone
-from tal_lab.config import load_config
 from tal_lab.models import build_detector
 
-TINY = {
-    "dataset": {"input_dim": 8, "num_classes": 3, "max_seq_len": 64},
-    "model": {"embd_dim": 16, "fpn_dim": 16, "head_dim": 16, "n_head": 2, "n_mha_win_size": 5,
-              "backbone_arch": [2, 1, 2], "regression_range": [[0, 4], [4, 8], [8, 10000]], "sgp_mlp_dim": 24},
-}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tiny import tiny_config
 
 
 def tiny(seed: int, **model: Any) -> torch.nn.Module:
-    cfg = copy.deepcopy(TINY)
-    cfg["model"].update(model)
+    cfg = tiny_config(model=model)
     torch.manual_seed(seed)
-    return build_detector(load_config(cfg))
+    return build_detector(cfg)
 
 
 class Payload:

@@ -6,26 +6,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pytest
-import torch
 
 from tal_lab.cli import build_parser, main
 from tal_lab.data import generate_synthetic
 
-TINY = ["model.n_mha_win_size=3", "dataset.max_seq_len=128", "model.embd_dim=16", "model.fpn_dim=16",
-        "model.head_dim=16", "opt.epochs=1", "opt.warmup_epochs=1", "loader.num_workers=0"]
+from tiny import FAST_OVERRIDES
+
+TINY = [*FAST_OVERRIDES, "opt.epochs=1", "opt.warmup_epochs=1", "loader.num_workers=0"]
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import torch.multiprocessing as mp
 from tal_lab.data import generate_synthetic
 from tal_lab.engine.checkpointing import load_training_checkpoint
 
-TINY = ["model.n_mha_win_size=3", "dataset.max_seq_len=128", "model.embd_dim=16", "model.fpn_dim=16",
-        "model.head_dim=16", "opt.epochs=1", "opt.warmup_epochs=1", "loader.num_workers=0",
-        "engine.progress=false"]
+from tiny import FAST_OVERRIDES
+
+TINY = [*FAST_OVERRIDES, "opt.epochs=1", "opt.warmup_epochs=1", "loader.num_workers=0", "engine.progress=false"]
 
 
 def _free_port() -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,21 +20,11 @@ from tal_lab.engine import NonFiniteLossError, components, detect, evaluate, tra
 from tal_lab.engine.checkpointing import load_training_checkpoint
 from tal_lab.runs import load_epoch_evals, load_run, load_runs
 
+from tiny import FAST_OVERRIDES
+
 # Tiny but complete: every part of the original configuration, 3 epochs of 3 iterations.
-TINY = ["model.n_mha_win_size=3", "dataset.max_seq_len=128", "model.embd_dim=16", "model.fpn_dim=16",
-        "model.head_dim=16", "model.sgp_mlp_dim=32", "opt.epochs=2", "opt.warmup_epochs=1",
-        "loader.num_workers=0", "engine.progress=false"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    # Tiny models gain nothing from threads, and a busy 2-core machine makes them much slower.
-    # Module scope: every run here (the module-scoped one too) must use the same thread count,
-    # or float reductions differ and runs cannot be compared bit for bit.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+TINY = [*FAST_OVERRIDES, "model.sgp_mlp_dim=32", "opt.epochs=2", "opt.warmup_epochs=1", "loader.num_workers=0",
+        "engine.progress=false"]
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,13 @@ import tal_lab.models.maxpool  # noqa: F401
 from tal_lab.models import build_detector
 from tal_lab.models.decoupled import DecoupledHead, boundary_confidence, rescore_factors
 from tal_lab.trident_losses import boundary_log_probs, distribution_focal_loss, expected_offsets
-from test_heads_trident import _overfit, check_detections, tiny_config, tiny_videos
+
+from tiny import check_detections, head_config, head_videos, overfit
 
 TEST_CFG = {"pre_nms_thresh": 0.001, "pre_nms_topk": 100, "duration_thresh": 0.05, "nms_method": "none",
             "iou_threshold": 0.1, "min_score": 0.001, "max_seg_num": 100, "multiclass_nms": True,
             "nms_sigma": 0.5, "voting_thresh": 0.7}
 VIDEO = {"fps": 1.0, "duration": 100.0, "feat_stride": 1, "feat_num_frames": 0}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread hand-offs (slow on a busy 2-core VM)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _log(probs: list[float]) -> torch.Tensor:
@@ -148,7 +140,7 @@ def test_log_probs_follow_the_trident_formula() -> None:
 
 
 def test_decoupled_towers_and_state_dict() -> None:
-    model = build_detector(tiny_config(head_type="decoupled"))
+    model = build_detector(head_config(head_type="decoupled"))
     keys = [k for k in model.state_dict() if not k.startswith(("backbone.", "neck."))]
     assert {k.split(".")[0] for k in keys} == {"cls_head", "loc_head"}
     loc = [k[len("loc_head."):] for k in keys if k.startswith("loc_head.")]
@@ -161,14 +153,14 @@ def test_decoupled_towers_and_state_dict() -> None:
 
 
 def test_options_from_the_model_config() -> None:
-    cfg = tiny_config(head_type="decoupled")
+    cfg = head_config(head_type="decoupled")
     # the decoupled_* keys are read with defaults until the config schema lists them
     cfg["model"].update(decoupled_uncertainty="entropy", decoupled_uncertainty_power=2.0,
                         decoupled_dfl_weight=0.0, decoupled_class_aware=True)
     head = build_detector(cfg).head
     assert (head.uncertainty, head.uncertainty_power, head.dfl_weight, head.class_aware) == ("entropy", 2.0, 0.0, True)
-    assert build_detector(cfg).train()(tiny_videos()).keys() == {"cls_loss", "reg_loss", "final_loss"}
-    assert "dfl_loss" in build_detector(tiny_config(head_type="decoupled")).train()(tiny_videos())
+    assert build_detector(cfg).train()(head_videos()).keys() == {"cls_loss", "reg_loss", "final_loss"}
+    assert "dfl_loss" in build_detector(head_config(head_type="decoupled")).train()(head_videos())
     cfg["model"]["decoupled_uncertainty"] = "variance"
     with pytest.raises(ValueError, match="decoupled_uncertainty"):
         build_detector(cfg)
@@ -176,11 +168,11 @@ def test_options_from_the_model_config() -> None:
 
 @pytest.mark.parametrize("class_aware", [False, True])
 def test_overfits_a_tiny_batch_and_predicts_valid_segments(class_aware: bool) -> None:
-    cfg = tiny_config(backbone_type="maxpool", head_type="decoupled")
+    cfg = head_config(backbone_type="maxpool", head_type="decoupled")
     cfg["model"]["decoupled_class_aware"] = class_aware
-    model, history = _overfit(cfg, steps=30)
+    model, history = overfit(cfg, steps=30)
     assert all(math.isfinite(v) for v in history)
     assert history[-1] < 0.5 * history[0]
     model.eval()
-    videos: list[dict[str, Any]] = tiny_videos()
+    videos: list[dict[str, Any]] = head_videos()
     assert check_detections(model(videos), videos, num_classes=3) > 0

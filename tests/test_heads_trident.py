@@ -3,7 +3,6 @@ TriDet's parameter count, and a registry walk of every backbone with the new hea
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from pathlib import Path
@@ -28,41 +27,14 @@ from tal_lab.trident_losses import (
     trident_losses,
 )
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread hand-offs (slow on a busy 2-core VM)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-TINY: dict[str, Any] = {
-    "dataset": {"input_dim": 8, "num_classes": 3, "max_seq_len": 64},
-    "model": {"embd_dim": 16, "fpn_dim": 16, "head_dim": 16, "n_head": 2, "n_mha_win_size": 5,
-              "backbone_arch": [2, 1, 2], "regression_range": [[0, 4], [4, 8], [8, 10000]],
-              "sgp_mlp_dim": 24, "init_conv_vars": 0.1, "num_bins": 4},
-    "train_cfg": {"init_loss_norm": 10, "droppath": 0.0},
-    "test_cfg": {"min_score": 0.001, "max_seg_num": 50},
-}
-
-
-def tiny_config(**model: Any) -> dict[str, Any]:
-    cfg = copy.deepcopy(TINY)
-    cfg["model"].update(model)
-    return load_config(cfg)
-
-
-def tiny_videos() -> list[dict[str, Any]]:
-    gen = torch.Generator().manual_seed(0)
-    meta = {"fps": 25.0, "feat_stride": 4, "feat_num_frames": 16}
-    return [
-        {"video_id": "a", "feats": torch.randn(8, 64, generator=gen), "duration": 10.0, **meta,
-         "segments": torch.tensor([[2.0, 9.5], [20.0, 50.0], [11.0, 13.0], [52.0, 61.0]]),
-         "labels": torch.tensor([0, 2, 1, 0])},
-        {"video_id": "b", "feats": torch.randn(8, 41, generator=gen), "duration": 7.0, **meta,
-         "segments": torch.tensor([[5.0, 7.0], [1.0, 39.0], [14.0, 30.0]]), "labels": torch.tensor([1, 2, 0])},
-    ]
+from tiny import (
+    assert_every_parameter_learns,
+    assert_finite_detections,
+    check_detections,
+    head_config,
+    head_videos,
+    overfit,
+)
 
 
 # ------------------------------------------------------------------ decoding
@@ -180,7 +152,7 @@ def test_padding_leaves_valid_outputs_unchanged() -> None:
 
 
 def test_state_dict_layout_is_tridets() -> None:
-    model = build_detector(tiny_config(backbone_type="sgp", head_type="trident"))
+    model = build_detector(head_config(backbone_type="sgp", head_type="trident"))
     heads = [k for k in model.state_dict() if not k.startswith(("backbone.", "neck."))]
     tower = ["head.0.conv.weight", "head.1.conv.weight", "norm.0.weight", "norm.0.bias", "norm.1.weight",
              "norm.1.bias"]
@@ -226,41 +198,12 @@ def test_tridet_thumos_parameter_count(shared_dir: Path) -> None:
 # ------------------------------------------------------------------ training and inference
 
 
-def _overfit(cfg: dict[str, Any], steps: int = 40) -> tuple[torch.nn.Module, list[float]]:
-    torch.manual_seed(0)
-    model = build_detector(cfg).train()
-    optim = torch.optim.Adam(model.parameters(), lr=3e-3)
-    videos, history = tiny_videos(), []
-    for _ in range(steps):
-        optim.zero_grad()
-        loss = model(videos)["final_loss"]
-        loss.backward()
-        optim.step()
-        history.append(loss.item())
-    return model, history
-
-
-def check_detections(detections: list[dict[str, Any]], videos: list[dict[str, Any]], num_classes: int) -> int:
-    """Valid segments: start <= end within [0, duration], scores in [0, 1] sorted, labels in range."""
-    total = 0
-    for det, video in zip(detections, videos):
-        segs, scores, labels = det["segments"], det["scores"], det["labels"]
-        assert segs.shape == (scores.shape[0], 2) and labels.shape == scores.shape
-        assert (segs[:, 0] <= segs[:, 1]).all()
-        assert (segs >= 0).all() and (segs <= video["duration"]).all()
-        assert ((scores >= 0) & (scores <= 1)).all()
-        assert (scores[:-1] >= scores[1:]).all()
-        assert ((labels >= 0) & (labels < num_classes)).all()
-        total += scores.shape[0]
-    return total
-
-
 def test_overfits_a_tiny_batch_and_predicts_valid_segments() -> None:
-    model, history = _overfit(tiny_config(backbone_type="maxpool", head_type="trident"))
+    model, history = overfit(head_config(backbone_type="maxpool", head_type="trident"))
     assert all(math.isfinite(v) for v in history)
     assert history[-1] < 0.5 * history[0]
     model.eval()
-    videos = tiny_videos()
+    videos = head_videos()
     assert check_detections(model(videos), videos, num_classes=3) > 0
 
 
@@ -286,14 +229,9 @@ def _walk() -> list[tuple[str, str, str]]:
 @pytest.mark.parametrize("backbone,neck,head", _walk())
 def test_registry_walk_with_the_new_parts(backbone: str, neck: str, head: str) -> None:
     torch.manual_seed(3)
-    model = build_detector(tiny_config(backbone_type=backbone, fpn_type=neck, head_type=head)).train()
-    losses = model(tiny_videos())
+    model = build_detector(head_config(backbone_type=backbone, fpn_type=neck, head_type=head)).train()
+    losses = model(head_videos())
     assert all(torch.isfinite(v) for v in losses.values())
     losses["final_loss"].backward()
-    for name, param in model.named_parameters():
-        assert param.grad is not None, f"{name} got no gradient"
-        assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
-        assert param.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
-    model.eval()
-    for det in model(tiny_videos()):
-        assert torch.isfinite(det["scores"]).all() and torch.isfinite(det["segments"]).all()
+    assert_every_parameter_learns(model)
+    assert_finite_detections(model, head_videos())

@@ -11,13 +11,7 @@ import torch
 from tal_lab.assign import assign_labels
 from tal_lab.losses import LossNormalizer, detection_losses, diou_loss_1d, sigmoid_focal_loss
 
-AF_CASES = [
-    "af_convtransformer_identity",
-    "af_convtransformer_fpn",
-    "af_conv_identity",
-    "af_conv_fpn",
-    "af_convtransformer_identity_droppath_stress",
-]
+from golden import AF_CASES, load_golden
 
 
 def test_focal_loss_hand_computed() -> None:
@@ -72,7 +66,7 @@ def test_loss_normalizer_ema_and_state() -> None:
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("case", AF_CASES)
 def test_losses_equal_reference(shared_dir: Path, case: str) -> None:
-    fixture = torch.load(shared_dir / "reference" / "golden" / f"{case}.pt", weights_only=True)
+    fixture = load_golden(shared_dir, case)
     ev, train = fixture["eval"], fixture["train"]
     train_cfg = fixture["config"]["model"]["train_cfg"]
     cls_t, reg_t = assign_labels(

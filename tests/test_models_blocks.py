@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -24,15 +22,6 @@ from tal_lab.models.blocks import (
 from tal_lab.models.backbones import ConvBackbone, ConvTransformerBackbone, SGPBackbone
 from tal_lab.models.necks import FPNNeck
 from tal_lab.models.points import PointGenerator
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny shapes: one thread is faster, and immune to OpenMP spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _mask(lengths: list[int], total: int) -> torch.Tensor:

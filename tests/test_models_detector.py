@@ -3,38 +3,23 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
 
-from tal_lab.config import load_config
 from tal_lab.models import build_detector
 from tal_lab.models.heads import EMPTY_CLASS_PROB, prior_bias
 
-TINY = {
-    "dataset": {"input_dim": 8, "num_classes": 3, "max_seq_len": 64},
-    "model": {"embd_dim": 16, "fpn_dim": 16, "head_dim": 16, "n_head": 2, "n_mha_win_size": 5,
-              "backbone_arch": [2, 1, 2], "regression_range": [[0, 4], [4, 8], [8, 10000]], "sgp_mlp_dim": 24},
-    "train_cfg": {"init_loss_norm": 10, "droppath": 0.0},
-    "test_cfg": {"min_score": 0.001, "max_seg_num": 50},
-}
+from tiny import TEST_CFG, TRAIN_CFG, tiny_config, tiny_raw
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny shapes: one thread is faster, and immune to OpenMP spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+DETECTOR = tiny_raw(train_cfg=TRAIN_CFG, test_cfg=TEST_CFG)
 
 
 def tiny_model(seed: int = 0, **model: Any) -> torch.nn.Module:
-    cfg = copy.deepcopy(TINY)
-    cfg["model"].update(model)
+    cfg = tiny_config(DETECTOR, model=model)
     torch.manual_seed(seed)
-    detector = build_detector(load_config(cfg))
+    detector = build_detector(cfg)
     with torch.no_grad():  # non-trivial LayerNorm biases: padded steps then carry garbage
         for name, param in detector.named_parameters():
             if name.endswith("bias") and param.dim() == 3:
@@ -153,10 +138,7 @@ def test_state_dict_layout_deepcopy_and_modes() -> None:
     model.train()
     assert model.head.training
     empty = tiny_model(head_type="actionformer")
-    cfg = copy.deepcopy(TINY)
-    cfg["train_cfg"]["head_empty_cls"] = [1]
-    cfg["train_cfg"]["cls_prior_prob"] = 0.05
-    empty = build_detector(load_config(cfg))
+    empty = build_detector(tiny_config(DETECTOR, train_cfg={"head_empty_cls": [1], "cls_prior_prob": 0.05}))
     bias = empty.cls_head.cls_head.conv.bias
     assert bias[1].item() == pytest.approx(prior_bias(EMPTY_CLASS_PROB))
     assert bias[0].item() == pytest.approx(prior_bias(0.05)) == pytest.approx(-2.944439, abs=1e-6)

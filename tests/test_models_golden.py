@@ -9,7 +9,7 @@ detections; the SGP fixtures compare the backbone alone.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -18,31 +18,7 @@ from tal_lab.checkpoint import load_checkpoint, load_tridet_backbone
 from tal_lab.config import load_config
 from tal_lab.models import SGPBackbone, build_detector
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny shapes: one thread is faster, and immune to OpenMP spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-AF_CASES = [
-    "af_convtransformer_identity",
-    "af_convtransformer_fpn",
-    "af_conv_identity",
-    "af_conv_fpn",
-    "af_convtransformer_identity_droppath_stress",
-]
-SGP_CASES = ["tridet_sgp_backbone", "tridet_sgp_backbone_stress", "tridet_sgp_backbone_w3"]
-
-_CACHE: dict[str, dict[str, Any]] = {}
-
-
-def _fixture(shared_dir: Path, name: str) -> dict[str, Any]:
-    if name not in _CACHE:
-        _CACHE[name] = torch.load(shared_dir / "reference" / "golden" / f"{name}.pt", weights_only=True)
-    return _CACHE[name]
+from golden import AF_CASES, SGP_CASES, load_golden
 
 
 def _assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: dict[str, float], what: str) -> None:
@@ -67,7 +43,7 @@ def _videos(fix: dict[str, Any], dtype: torch.dtype = torch.float64) -> list[dic
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("case", AF_CASES)
 def test_actionformer_stages_match_reference(shared_dir: Path, case: str) -> None:
-    fix = _fixture(shared_dir, case)
+    fix = load_golden(shared_dir, case)
     model = _af_model(fix).eval()
     tol = fix["tolerances"]["eval_float64"]
     ref = fix["eval"]
@@ -92,7 +68,7 @@ def test_actionformer_stages_match_reference(shared_dir: Path, case: str) -> Non
 @pytest.mark.parametrize("case", [c for c in AF_CASES if "stress" not in c])
 def test_seeded_init_equals_reference_init(shared_dir: Path, case: str) -> None:
     """Same seed, same construction order and init rules -> the reference's exact weights."""
-    fix = _fixture(shared_dir, case)
+    fix = load_golden(shared_dir, case)
     torch.manual_seed(fix["seeds"]["model"])
     state = build_detector(load_config(fix["config"])).state_dict()
     assert list(state) == list(fix["state_dict"])
@@ -103,7 +79,7 @@ def test_seeded_init_equals_reference_init(shared_dir: Path, case: str) -> None:
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("case", AF_CASES)
 def test_training_forward_gives_reference_losses(shared_dir: Path, case: str) -> None:
-    fix = _fixture(shared_dir, case)
+    fix = load_golden(shared_dir, case)
     model = _af_model(fix).train()
     for module in model.modules():  # the stress fixture keeps drop-path modules at p = 0
         if hasattr(module, "drop_prob"):
@@ -131,7 +107,7 @@ def _assert_detections(results: list[dict[str, Any]], expected: list[dict[str, A
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("case", AF_CASES)
 def test_inference_gives_reference_detections(shared_dir: Path, case: str) -> None:
-    fix = _fixture(shared_dir, case)
+    fix = load_golden(shared_dir, case)
     tol = fix["tolerances"]["detections"]
     # float32 end to end, as the reference forward() ran it
     model32 = _af_model(fix, torch.float32).eval()
@@ -167,7 +143,7 @@ def _sgp_config(kwargs: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("case", SGP_CASES)
 def test_sgp_backbone_matches_tridet(shared_dir: Path, case: str) -> None:
-    fix = _fixture(shared_dir, case)
+    fix = load_golden(shared_dir, case)
     tol = fix["tolerances"]["eval_float64"]
     detector = build_detector(_sgp_config(fix["backbone_kwargs"])).double().eval()
     # a TriDet training checkpoint: DataParallel prefix, EMA weights, heads we ignore
@@ -192,7 +168,7 @@ def test_sgp_backbone_matches_tridet(shared_dir: Path, case: str) -> None:
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("case", [c for c in SGP_CASES if "stress" not in c])
 def test_sgp_seeded_init_equals_tridet_init(shared_dir: Path, case: str) -> None:
-    fix = _fixture(shared_dir, case)
+    fix = load_golden(shared_dir, case)
     torch.manual_seed(fix["seeds"]["model"])
     state = SGPBackbone(**fix["backbone_kwargs"]).state_dict()
     assert list(state) == list(fix["state_dict"])

@@ -9,24 +9,13 @@ import csv
 import json
 from pathlib import Path
 
-from typing import Iterator
-
 import pytest
 import torch
 
 from tal_lab.config import load_config
 from tal_lab.models import SGPBackbone, build_detector
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny shapes: one thread is faster, and immune to OpenMP spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-AF_CONFIGS = ["af_convtransformer_identity", "af_convtransformer_fpn", "af_conv_identity", "af_conv_fpn"]
+from golden import AF_MODELS
 
 
 def _read_tsv(path: Path) -> list[dict[str, str]]:
@@ -48,7 +37,7 @@ def _full_config(shared_dir: Path, name: str) -> dict:
 
 
 @pytest.mark.needs_shared
-@pytest.mark.parametrize("name", AF_CONFIGS)
+@pytest.mark.parametrize("name", AF_MODELS)
 def test_full_thumos_model_keys_shapes_and_counts(shared_dir: Path, name: str) -> None:
     keys_dir = shared_dir / "reference" / "keys"
     with torch.device("meta"):

@@ -10,33 +10,19 @@ walk starts the offset bias at 1.
 
 from __future__ import annotations
 
-import copy
 import itertools
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
 
-from tal_lab.config import load_config
 from tal_lab.models import BACKBONES, HEADS, NECKS, build_detector
 from tal_lab.models.registry import Registry
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny shapes: one thread is faster, and immune to OpenMP spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tiny import assert_every_parameter_learns, assert_finite_detections, tiny_config, tiny_raw
 
-
-TINY = {
-    "dataset": {"input_dim": 8, "num_classes": 3, "max_seq_len": 64},
-    "model": {"embd_dim": 16, "fpn_dim": 16, "head_dim": 16, "n_head": 2, "n_mha_win_size": 5,
-              "backbone_arch": [2, 1, 2], "regression_range": [[0, 4], [4, 8], [8, 10000]],
-              "sgp_mlp_dim": 24, "init_conv_vars": 0.1},
-    "train_cfg": {"init_loss_norm": 10, "droppath": 0.1, "dropout": 0.1},
-}
+# Drop path and dropout on, so that their modules are walked too.
+WALK = tiny_raw(model={"init_conv_vars": 0.1}, train_cfg={"init_loss_norm": 10, "droppath": 0.1, "dropout": 0.1})
 VARIANTS: list[dict[str, Any]] = [
     {"model": {"n_mha_win_size": -1}},  # global attention
     {"model": {"use_rel_pe": True, "use_abs_pe": True}},
@@ -45,13 +31,6 @@ VARIANTS: list[dict[str, Any]] = [
     {"model": {"fpn_type": "fpn", "fpn_dim": 24, "fpn_start_level": 1,
                "regression_range": [[0, 4], [4, 8], [8, 10000]]}},
 ]
-
-
-def tiny_config(**sections: dict[str, Any]) -> dict[str, Any]:
-    cfg = copy.deepcopy(TINY)
-    for name, values in sections.items():
-        cfg.setdefault(name, {}).update(values)
-    return load_config(cfg)
 
 
 def tiny_videos(num_classes: int = 3, input_dim: int = 8) -> list[dict[str, Any]]:
@@ -81,7 +60,7 @@ def _id(sections: dict[str, Any]) -> str:
 @pytest.mark.parametrize("sections", _combinations(), ids=_id)
 def test_every_component_trains(sections: dict[str, Any]) -> None:
     torch.manual_seed(0)
-    model = build_detector(tiny_config(**sections)).train()
+    model = build_detector(tiny_config(WALK, **sections)).train()
     for module in model.modules():  # keep the drop-path scales, but drop no sample at random
         if hasattr(module, "drop_prob"):
             module.drop_prob = 0.0
@@ -93,19 +72,14 @@ def test_every_component_trains(sections: dict[str, Any]) -> None:
     for key in ("cls_loss", "reg_loss", "final_loss"):
         assert torch.isfinite(losses[key]), key
     losses["final_loss"].backward()
-    for name, param in model.named_parameters():
-        assert param.grad is not None, f"{name} got no gradient"
-        assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
-        assert param.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
-    model.eval()
-    for det in model(tiny_videos()):
-        assert torch.isfinite(det["scores"]).all() and torch.isfinite(det["segments"]).all()
+    assert_every_parameter_learns(model)
+    assert_finite_detections(model, tiny_videos())
 
 
 def test_zero_initialised_sgp_branches_get_zero_gradients() -> None:
     """The documented exception: init_conv_vars 0 (TriDet's thumos value) zeroes the branches."""
     torch.manual_seed(0)
-    model = build_detector(tiny_config(model={"backbone_type": "sgp", "init_conv_vars": 0})).train()
+    model = build_detector(tiny_config(WALK, model={"backbone_type": "sgp", "init_conv_vars": 0})).train()
     model(tiny_videos())["final_loss"].backward()
     zero = {name for name, p in model.named_parameters() if p.grad.abs().sum() == 0}
     branch = {name for name, _ in model.named_parameters()
@@ -117,7 +91,7 @@ def test_zero_initialised_sgp_branches_get_zero_gradients() -> None:
 def test_registry_rejects_unknown_and_duplicate_names() -> None:
     with pytest.raises(ValueError, match="model.backbone_type"):
         BACKBONES.get("nope")
-    cfg = tiny_config()
+    cfg = tiny_config(WALK)
     cfg["model"]["fpn_type"] = "bifpn"
     with pytest.raises(ValueError, match="unknown neck 'bifpn'"):
         build_detector(cfg)

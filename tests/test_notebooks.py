@@ -19,19 +19,19 @@ import nbformat
 import pandas as pd
 import papermill
 import pytest
-import torch
 
 from tal_lab.notebook_params import ablation_setup
 from tal_lab.runs import default_run_name, load_run
 from tal_lab.study import StudyPlan, build_plan
 from tal_lab.study_runner import StudyOutcome, run_study
 
+from tiny import FAST_OVERRIDES
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK_NAMES = ("run_ablation", "timelines", "feature_diversity", "tables", "explore")
 # A model small enough for seconds per run: every part of each configuration, width 16.
-FAST = ["model.n_mha_win_size=3", "dataset.max_seq_len=128", "model.embd_dim=16", "model.fpn_dim=16",
-        "model.head_dim=16", "model.sgp_mlp_dim=32", "test_cfg.pre_nms_topk=200", "test_cfg.max_seg_num=50",
+FAST = [*FAST_OVERRIDES, "model.sgp_mlp_dim=32", "test_cfg.pre_nms_topk=200", "test_cfg.max_seg_num=50",
         "engine.progress=false"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -65,12 +65,7 @@ def study(tmp_path_factory: pytest.TempPathFactory, kernel_env: None) -> Study:
                            output_root=str(tmp / "runs"), overrides=FAST)
     assert setup.run_name == default_run_name(setup.cfg) == next(
         s.run_name(plan.data_tag) for s in plan.runs if "I:E" in s.uses)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(setup.cfg, setup.output_root, setup.run_name, progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    train(setup.cfg, setup.output_root, setup.run_name, progress=False)
     log: list[str] = []
     outcome = run_study(plan, output_root=tmp / "runs", reports_dir=tmp / "reports", jobs=2, overrides=FAST,
                         log=log.append)

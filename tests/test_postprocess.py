@@ -17,13 +17,8 @@ from tal_lab.postprocess import (
 )
 from tal_lab.structures import grid_to_sec, sec_to_grid
 
-AF_CASES = [
-    "af_convtransformer_identity",
-    "af_convtransformer_fpn",
-    "af_conv_identity",
-    "af_conv_fpn",
-    "af_convtransformer_identity_droppath_stress",
-]
+from golden import AF_CASES, load_golden
+
 THUMOS_TEST_CFG = {
     "pre_nms_thresh": 0.001, "pre_nms_topk": 2000, "iou_threshold": 0.1, "min_score": 0.001,
     "max_seg_num": 200, "nms_method": "soft", "nms_sigma": 0.5, "duration_thresh": 0.05,
@@ -38,7 +33,7 @@ THUMOS_TEST_CFG = {
 @pytest.mark.needs_shared
 @pytest.mark.parametrize("case", AF_CASES)
 def test_detections_equal_reference(shared_dir: Path, case: str) -> None:
-    fixture = torch.load(shared_dir / "reference" / "golden" / f"{case}.pt", weights_only=True)
+    fixture = load_golden(shared_dir, case)
     ev, det = fixture["eval"], fixture["detections"]
     points = [p.float() for p in ev["points"]]
     for b, video in enumerate(det["videos"]):

@@ -109,15 +109,19 @@ def _ranked(matching: Matching, c: int) -> np.ndarray:
     return matching.order[matching.class_offsets[c]:matching.class_offsets[c + 1]]
 
 
+def _ap_n_per_threshold(matching: Matching, ranked: np.ndarray, num_gt: int, n_avg: float) -> list[float]:
+    """AP_N of the ranked predictions ``ranked`` (of one class, against ``num_gt`` GT) at each threshold."""
+    return [normalized_average_precision(matching.tp[t, ranked], num_gt, n_avg)[0]
+            for t in range(len(matching.tiou_thresholds))]
+
+
 def _average_map_n(matching: Matching, keep: np.ndarray) -> float:
     """Average over classes with GT and thresholds of AP_N on the kept predictions."""
     n_avg = _n_avg(matching)
     aps = []
     for c in _classes_with_gt(matching):
         ranked = _ranked(matching, c)
-        ranked = ranked[keep[ranked]]
-        aps.append([normalized_average_precision(matching.tp[t, ranked], matching.num_gt[c], n_avg)[0]
-                    for t in range(len(matching.tiou_thresholds))])
+        aps.append(_ap_n_per_threshold(matching, ranked[keep[ranked]], matching.num_gt[c], n_avg))
     return float(np.mean(aps))
 
 
@@ -281,8 +285,7 @@ def sensitivity_analysis(
         for c in np.flatnonzero(gt_in_bin > 0):
             ranked = _ranked(matching, c)
             ranked = ranked[allowed[matching.matched_gt[:, ranked]].all(axis=0)]
-            aps.append(np.mean([normalized_average_precision(matching.tp[t, ranked], gt_in_bin[c], n_avg)[0]
-                                for t in range(len(matching.tiou_thresholds))]))
+            aps.append(np.mean(_ap_n_per_threshold(matching, ranked, gt_in_bin[c], n_avg)))
         rows.append((name, bin_name, float(np.mean(aps)) if aps else np.nan, int(in_bin.sum())))
     table = pd.DataFrame(rows, columns=["characteristic", "bin", "average_mAP_N", "num_gt"])
     return SensitivityAnalysis(table, _average_map_n(matching, everything))

@@ -25,7 +25,9 @@ __all__ = [
     "LayerNorm",
     "Scale",
     "AffineDropPath",
+    "affine_drop_path_or_identity",
     "drop_path",
+    "max_pool_downsample",
     "downsample_mask",
     "sinusoid_encoding",
     "local_attention",
@@ -177,6 +179,17 @@ class AffineDropPath(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return drop_path(self.scale * x, self.drop_prob, self.training)
+
+
+def affine_drop_path_or_identity(num_channels: int, drop_prob: float) -> nn.Module:
+    """:class:`AffineDropPath` if ``drop_prob`` > 0, else identity (the references' checkpoints
+    hold the scales only with drop path on)."""
+    return AffineDropPath(num_channels, drop_prob) if drop_prob > 0 else nn.Identity()
+
+
+def max_pool_downsample(stride: int) -> nn.MaxPool1d:
+    """The references' strided max-pool, kernel stride + 1: (B, C, T) -> (B, C, T // stride)."""
+    return nn.MaxPool1d(stride + 1, stride, (stride + 1) // 2)
 
 
 def sinusoid_encoding(length: int, channels: int) -> Tensor:
@@ -378,15 +391,13 @@ class TransformerBlock(nn.Module):
         self.ln1 = LayerNorm(n_embd)
         self.ln2 = LayerNorm(n_embd)
         self.attn = MaskedMHCA(n_embd, n_head, window_size, stride, attn_pdrop, proj_pdrop, use_rel_pe)
-        self.pool_skip = (nn.MaxPool1d(stride + 1, stride, (stride + 1) // 2) if stride > 1
-                          else nn.Identity())
+        self.pool_skip = max_pool_downsample(stride) if stride > 1 else nn.Identity()
         hidden = mlp_ratio * n_embd
         # indices 0..4 as in the reference: its checkpoints name the second conv mlp.3
         self.mlp = nn.Sequential(nn.Conv1d(n_embd, hidden, 1), act_layer(), nn.Dropout(proj_pdrop),
                                  nn.Conv1d(hidden, n_embd, 1), nn.Dropout(proj_pdrop))
-        # the scales exist only with drop path on (as in the reference's checkpoints)
-        self.drop_path_attn = AffineDropPath(n_embd, path_pdrop) if path_pdrop > 0 else nn.Identity()
-        self.drop_path_mlp = AffineDropPath(n_embd, path_pdrop) if path_pdrop > 0 else nn.Identity()
+        self.drop_path_attn = affine_drop_path_or_identity(n_embd, path_pdrop)
+        self.drop_path_mlp = affine_drop_path_or_identity(n_embd, path_pdrop)
 
     def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         out, out_mask = self.attn(self.ln1(x), mask)
@@ -479,22 +490,21 @@ class SGPBlock(nn.Module):
         if stride == 1:
             self.downsample: nn.Module = nn.Identity()
         elif downsample_type == "max":
-            self.downsample = nn.MaxPool1d(stride + 1, stride, (stride + 1) // 2)
+            self.downsample = max_pool_downsample(stride)
         elif downsample_type == "avg":
             self.downsample = nn.Sequential(nn.AvgPool1d(stride, stride), nn.Conv1d(n_embd, n_embd, 1))
         else:
             raise ValueError(f"downsample_type must be 'max' or 'avg', got {downsample_type!r}")
         hidden = n_hidden or 4 * n_embd
         self.mlp = nn.Sequential(nn.Conv1d(n_embd, hidden, 1), act_layer(), nn.Conv1d(hidden, n_embd, 1))
-        self.drop_path_out = AffineDropPath(n_embd, path_pdrop) if path_pdrop > 0 else nn.Identity()
-        self.drop_path_mlp = AffineDropPath(n_embd, path_pdrop) if path_pdrop > 0 else nn.Identity()
+        self.drop_path_out = affine_drop_path_or_identity(n_embd, path_pdrop)
+        self.drop_path_mlp = affine_drop_path_or_identity(n_embd, path_pdrop)
         if mixture == "softmax":
             self.mixture_logits = nn.Parameter(torch.zeros(3))
         # TriDet re-initialises the branch weights N(0, init_conv_vars) (0 -> exactly zero:
         # each branch then starts as the identity) and their biases to 0.
         for conv in (self.psi, self.fc, self.convw, self.convkw, self.global_fc):
             nn.init.normal_(conv.weight, 0.0, init_conv_vars)
-        for conv in (self.psi, self.fc, self.convw, self.convkw, self.global_fc):
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

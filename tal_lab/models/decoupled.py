@@ -31,13 +31,11 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ..assign import assign_labels
-from ..losses import LossNormalizer
-from ..trident_losses import boundary_log_probs, expected_offsets, postprocess_boundary_video, trident_losses
+from ..trident_losses import expected_offsets
 from .blocks import MaskedConv1D
-from .heads import ClsHead, DenseHead
+from .heads import ClsHead
 from .registry import register_head
-from .trident import BinRegHead
+from .trident import BinRegHead, BoundaryHead, boundary_head_options
 
 __all__ = [
     "UNCERTAINTY_KINDS",
@@ -131,7 +129,7 @@ class LocHead(BinRegHead):
         return outs
 
 
-class DecoupledHead(DenseHead):
+class DecoupledHead(BoundaryHead):
     """Classification tower + localisation tower with boundary distributions and uncertainty.
 
     Outputs (levels in order): ``cls_logits[l]`` (B, T_l, C); ``log_probs[l]`` (B, T_l, K, 2,
@@ -156,20 +154,14 @@ class DecoupledHead(DenseHead):
                  loss_weight: float = 1.0, label_smoothing: float = 0.0,
                  uncertainty: str = "std", uncertainty_power: float = 1.0, dfl_weight: float = 0.25,
                  class_aware: bool = False) -> None:
-        super().__init__()
         if uncertainty not in UNCERTAINTY_KINDS:
             raise ValueError(f"model.decoupled_uncertainty must be one of {UNCERTAINTY_KINDS}, got {uncertainty!r}")
         if uncertainty_power < 0:
             raise ValueError(f"model.decoupled_uncertainty_power must be >= 0, got {uncertainty_power}")
         if dfl_weight < 0:
             raise ValueError(f"model.decoupled_dfl_weight must be >= 0, got {dfl_weight}")
-        self.num_classes = num_classes
-        self.num_bins = num_bins
-        self.iou_weight_power = iou_weight_power
-        self.center_sample = center_sample
-        self.center_sample_radius = center_sample_radius
-        self.loss_weight = loss_weight
-        self.label_smoothing = label_smoothing
+        super().__init__(num_classes, num_bins, iou_weight_power, center_sample, center_sample_radius,
+                         loss_weight, label_smoothing)
         self.uncertainty = uncertainty
         self.uncertainty_power = uncertainty_power
         self.dfl_weight = dfl_weight
@@ -182,51 +174,28 @@ class DecoupledHead(DenseHead):
     def forward(self, feats: Sequence[Tensor], masks: Sequence[Tensor]) -> dict[str, list[Tensor]]:
         out: dict[str, list[Tensor]] = {"cls_logits": [], "log_probs": [], "reg_offsets": [], "confidence": []}
         for logits, (center, start, end), m in zip(self.cls_head(feats, masks), self.loc_head(feats, masks), masks):
-            # heads compute (B, ch, T_l); decoding reads (B, T_l, ch)
-            log_probs = boundary_log_probs(start.transpose(1, 2), end.transpose(1, 2), center.transpose(1, 2),
-                                           self.num_bins)  # (B, T_l, K, 2, nb + 1)
-            valid = m[:, 0, :, None, None].to(log_probs.dtype)  # (B, T_l, 1, 1)
+            log_probs, valid = self.boundary_distributions(start, end, center, m)  # (B, T_l, K, 2, nb + 1)
             out["cls_logits"].append(logits.transpose(1, 2))
             out["log_probs"].append(log_probs)  # not read at invalid steps
             out["reg_offsets"].append(expected_offsets(log_probs) * valid)
             out["confidence"].append(boundary_confidence(log_probs, self.uncertainty) * valid)
         return out
 
-    def losses(self, outputs: Mapping[str, list[Tensor]], points: Sequence[Tensor], valid: Sequence[Tensor],
-               gt_segments: Sequence[Tensor], gt_labels: Sequence[Tensor],
-               normalizer: LossNormalizer) -> dict[str, Tensor]:
-        cls_targets, reg_targets = assign_labels(torch.cat(list(points)), gt_segments, gt_labels, self.num_classes,
-                                                 self.center_sample_radius, center_sample=self.center_sample)
-        losses = trident_losses(
-            torch.cat(outputs["cls_logits"], 1), torch.cat(outputs["reg_offsets"], 1), torch.cat(list(valid), 1),
-            cls_targets, reg_targets, normalizer, self.loss_weight, self.label_smoothing, self.iou_weight_power,
-            log_probs=torch.cat(outputs["log_probs"], 1), dfl_weight=self.dfl_weight,
-        )
-        return {key: value for key, value in losses.items() if key != "num_pos"}  # type: ignore[misc]
+    def loss_extras(self, outputs: Mapping[str, list[Tensor]]) -> dict[str, Any]:
+        # the distribution focal loss reads the distributions themselves
+        return {"log_probs": torch.cat(outputs["log_probs"], 1), "dfl_weight": self.dfl_weight}
 
-    def predict(self, outputs: Mapping[str, list[Tensor]], points: Sequence[Tensor], valid: Sequence[Tensor],
-                index: int, video: Mapping[str, Any], test_cfg: Mapping[str, Any]) -> dict[str, Tensor]:
-        factors = [rescore_factors(c[index], self.uncertainty_power) for c in outputs["confidence"]]
-        return postprocess_boundary_video(
-            [x[index] for x in outputs["cls_logits"]], [x[index] for x in outputs["reg_offsets"]],
-            list(points), [m[index] for m in valid], test_cfg, video, score_factors=factors,
-        )
+    def score_factors(self, outputs: Mapping[str, list[Tensor]], index: int) -> list[Tensor] | None:
+        return [rescore_factors(c[index], self.uncertainty_power) for c in outputs["confidence"]]
 
 
 @register_head("decoupled")
 def build_decoupled_head(model: Mapping[str, Any], in_channels: int, num_levels: int) -> DecoupledHead:
     """The decoupled head from ``cfg['model']``: Trident's keys (num_bins, iou_weight_power,
     boudary_kernel_size) plus the ``decoupled_*`` options of :data:`DECOUPLED_DEFAULTS`."""
-    train = model["train_cfg"]
     opts = {key: model.get(key, default) for key, default in DECOUPLED_DEFAULTS.items()}
     return DecoupledHead(
-        in_channels, model["head_dim"], model["num_classes"], num_levels,
-        num_bins=model["num_bins"], iou_weight_power=model["iou_weight_power"],
-        num_layers=model["head_num_layers"], kernel_size=model["head_kernel_size"],
-        boundary_kernel_size=model["boudary_kernel_size"], with_ln=model["head_with_ln"],
-        prior_prob=train["cls_prior_prob"], empty_cls=train["head_empty_cls"],
-        center_sample=train["center_sample"], center_sample_radius=train["center_sample_radius"],
-        loss_weight=train["loss_weight"], label_smoothing=train["label_smoothing"],
+        in_channels, model["head_dim"], model["num_classes"], num_levels, **boundary_head_options(model),
         uncertainty=opts["decoupled_uncertainty"], uncertainty_power=float(opts["decoupled_uncertainty_power"]),
         dfl_weight=float(opts["decoupled_dfl_weight"]), class_aware=bool(opts["decoupled_class_aware"]),
     )

@@ -34,7 +34,9 @@ __all__ = [
     "ClsHead",
     "RegHead",
     "DenseHead",
+    "CenterSamplingHead",
     "ActionFormerHead",
+    "head_options",
     "prior_bias",
 ]
 
@@ -136,7 +138,35 @@ class DenseHead(nn.Module):
         raise NotImplementedError
 
 
-class ActionFormerHead(DenseHead):
+class CenterSamplingHead(DenseHead):
+    """A head trained on ActionFormer's centre-sampled targets (:func:`tal_lab.assign.assign_labels`).
+
+    Holds the assignment and loss options every such head shares; subclasses call
+    :meth:`assign` in their ``losses``.
+    """
+
+    def __init__(self, num_classes: int, center_sample: str = "radius", center_sample_radius: float = 1.5,
+                 loss_weight: float = 1.0, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.center_sample = center_sample
+        self.center_sample_radius = center_sample_radius
+        self.loss_weight = loss_weight
+        self.label_smoothing = label_smoothing
+
+    def assign(self, points: Sequence[Tensor], gt_segments: Sequence[Tensor],
+               gt_labels: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """Classification and regression targets of every point of every level, levels concatenated.
+
+        Shapes:
+            points[l]: (T_l, 4); gt_segments[b]: (N_b, 2) level-0 grid units; gt_labels[b]: (N_b,) ->
+            cls_targets (B, P, num_classes), reg_targets (B, P, 2), P = sum of the T_l.
+        """
+        return assign_labels(torch.cat(list(points)), gt_segments, gt_labels, self.num_classes,
+                             self.center_sample_radius, center_sample=self.center_sample)
+
+
+class ActionFormerHead(CenterSamplingHead):
     """ActionFormer's head pair: focal classification + DIoU regression, soft-NMS decoding.
 
     Outputs (levels in order): ``cls_logits[l]`` (B, T_l, C) raw logits, ``reg_offsets[l]``
@@ -148,12 +178,7 @@ class ActionFormerHead(DenseHead):
                  prior_prob: float = 0.01, empty_cls: Sequence[int] = (),
                  center_sample: str = "radius", center_sample_radius: float = 1.5,
                  loss_weight: float = 1.0, label_smoothing: float = 0.0) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.center_sample = center_sample
-        self.center_sample_radius = center_sample_radius
-        self.loss_weight = loss_weight
-        self.label_smoothing = label_smoothing
+        super().__init__(num_classes, center_sample, center_sample_radius, loss_weight, label_smoothing)
         self.cls_head = ClsHead(input_dim, feat_dim, num_classes, prior_prob, num_layers, kernel_size,
                                 with_ln, empty_cls)
         self.reg_head = RegHead(input_dim, feat_dim, num_levels, num_layers, kernel_size, with_ln)
@@ -167,9 +192,7 @@ class ActionFormerHead(DenseHead):
     def losses(self, outputs: Mapping[str, list[Tensor]], points: Sequence[Tensor], valid: Sequence[Tensor],
                gt_segments: Sequence[Tensor], gt_labels: Sequence[Tensor],
                normalizer: LossNormalizer) -> dict[str, Tensor]:
-        cls_targets, reg_targets = assign_labels(torch.cat(list(points)), gt_segments, gt_labels,
-                                                 self.num_classes, self.center_sample_radius,
-                                                 center_sample=self.center_sample)
+        cls_targets, reg_targets = self.assign(points, gt_segments, gt_labels)
         losses = detection_losses(torch.cat(outputs["cls_logits"], dim=1), torch.cat(outputs["reg_offsets"], dim=1),
                                   torch.cat(list(valid), dim=1), cls_targets, reg_targets, normalizer,
                                   self.loss_weight, self.label_smoothing)
@@ -187,14 +210,19 @@ class ActionFormerHead(DenseHead):
         )
 
 
+def head_options(model: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments every head takes from ``cfg['model']``: the tower's shape, and from its
+    ``train_cfg`` the classifier prior, empty classes, assignment and loss options."""
+    train = model["train_cfg"]
+    return {
+        "num_layers": model["head_num_layers"], "kernel_size": model["head_kernel_size"],
+        "with_ln": model["head_with_ln"], "prior_prob": train["cls_prior_prob"], "empty_cls": train["head_empty_cls"],
+        "center_sample": train["center_sample"], "center_sample_radius": train["center_sample_radius"],
+        "loss_weight": train["loss_weight"], "label_smoothing": train["label_smoothing"],
+    }
+
+
 @register_head("actionformer")
 def build_actionformer_head(model: Mapping[str, Any], in_channels: int, num_levels: int) -> ActionFormerHead:
     """ActionFormer's cls / reg heads from ``cfg['model']`` (prior, empty classes from train_cfg)."""
-    train = model["train_cfg"]
-    return ActionFormerHead(
-        in_channels, model["head_dim"], model["num_classes"], num_levels,
-        num_layers=model["head_num_layers"], kernel_size=model["head_kernel_size"],
-        with_ln=model["head_with_ln"], prior_prob=train["cls_prior_prob"], empty_cls=train["head_empty_cls"],
-        center_sample=train["center_sample"], center_sample_radius=train["center_sample_radius"],
-        loss_weight=train["loss_weight"], label_smoothing=train["label_smoothing"],
-    )
+    return ActionFormerHead(in_channels, model["head_dim"], model["num_classes"], num_levels, **head_options(model))
