@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from tal_lab.config import PAPER_CONFIGURATIONS, load_config, paper_configuration
-from tal_lab.data.synthetic import THUMOS_I3D
+from tal_lab.data.published import published_config
 from tal_lab.engine.ema import ModelEMA
 from tal_lab.engine.optim import build_optimizer, build_scheduler
 from tal_lab.engine.trainer import training_step
@@ -39,9 +39,7 @@ OFFICIAL_CPU_SEC_PER_STEP = {"original": 10.8, "E": 6.3}  # PERFORMANCE.md (2-co
 
 def thumos_config(name: str, amp: str) -> dict[str, Any]:
     """The THUMOS14 config of ActionFormer with the study's configuration ``name``."""
-    base = load_config(dict(THUMOS_I3D, dataset_name="thumos",
-                            dataset=dict(THUMOS_I3D["dataset"], input_dim=2048, max_seq_len=2304),
-                            engine={"amp": amp}))
+    base = load_config(dict(published_config("thumos"), dataset_name="thumos", engine={"amp": amp}))
     return paper_configuration(name, base)
 
 

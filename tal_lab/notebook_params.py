@@ -29,7 +29,6 @@ JupyterLab in ``notebooks/``; elsewhere they are relative to the working directo
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,39 +77,6 @@ SYNTHETIC_PRESETS: dict[str, str] = {"tiny": "tiny", "quick": "quick", "paper": 
 # Table I of the paper: all models trained for 30 epochs.
 PAPER_EPOCHS = 30
 
-# ActionFormer's published settings (configs/anet_tsp.yaml and configs/epic_slowfast_verb.yaml
-# of actionformer_release at commit 18e5860) for datasets that arrive without a config; pass the
-# YAML you trained with as config_file to use other values. THUMOS14's come from
-# tal_lab.data.synthetic.THUMOS_I3D (configs/thumos_i3d.yaml). Paths are filled from data_root;
-# ActivityNet's external classification scores (ext_score_file) need config_file.
-_ANET_TSP: dict[str, Any] = {
-    "train_split": ["training"], "val_split": ["validation"],
-    "dataset": {"file_prefix": "v_", "file_ext": ".npy", "num_classes": 1, "input_dim": 512, "feat_stride": 16,
-                "num_frames": 16, "default_fps": 15, "trunc_thresh": 0.5, "crop_ratio": [0.9, 1.0],
-                "max_seq_len": 768},
-    "model": {"fpn_type": "identity", "max_buffer_len_factor": 1.0, "n_mha_win_size": [25, 25, 25, 25, 25, -1],
-              "n_head": 4, "embd_dim": 256, "fpn_dim": 256, "head_dim": 256, "use_abs_pe": True},
-    "opt": {"learning_rate": 1e-3, "epochs": 10, "weight_decay": 0.05, "warmup_epochs": 5},
-    "loader": {"batch_size": 16},
-    "train_cfg": {"init_loss_norm": 400, "clip_grad_l2norm": 1.0, "cls_prior_prob": 0.01,
-                  "center_sample": "radius", "center_sample_radius": 1.5, "label_smoothing": 0.1},
-    "test_cfg": {"voting_thresh": 0.85, "pre_nms_topk": 2000, "max_seg_num": 100, "min_score": 0.001,
-                 "multiclass_nms": False, "nms_sigma": 0.8, "duration_thresh": 0.1},
-}
-_EPIC_SLOWFAST: dict[str, Any] = {
-    "train_split": ["training"], "val_split": ["validation"],
-    "dataset": {"file_prefix": None, "file_ext": ".npz", "num_classes": 97, "input_dim": 2304, "feat_stride": 16,
-                "num_frames": 32, "default_fps": 30, "trunc_thresh": 0.3, "crop_ratio": [0.9, 1.0],
-                "max_seq_len": 2304},
-    "model": {"regression_range": [[0, 4], [2, 8], [4, 16], [8, 32], [16, 64], [32, 10000]],
-              "fpn_type": "identity", "max_buffer_len_factor": 4.0, "n_mha_win_size": 9},
-    "opt": {"learning_rate": 1e-4, "epochs": 25, "weight_decay": 0.05},
-    "loader": {"batch_size": 2},
-    "train_cfg": {"init_loss_norm": 250, "clip_grad_l2norm": 1.0, "cls_prior_prob": 0.01,
-                  "center_sample": "radius", "center_sample_radius": 1.5},
-    "test_cfg": {"pre_nms_topk": 5000, "max_seg_num": 2000, "min_score": 0.001, "nms_sigma": 0.4,
-                 "multiclass_nms": True},
-}
 # Where ActionFormer's README puts each dataset (annotation JSON, feature folder), relative
 # to data_root, tried before searching the folder.
 _LAYOUTS: dict[str, tuple[str, str]] = {
@@ -245,14 +211,11 @@ def _real_data_config(dataset: str, data_root: Path, config_file: str) -> dict[s
     elif (data_root / "config.yaml").is_file():
         cfg = load_config(data_root / "config.yaml")
     else:
-        if name == "thumos":
-            from tal_lab.data.synthetic import THUMOS_I3D
+        # ActionFormer's published settings (tal_lab.data.published); pass the YAML you trained
+        # with as config_file for other values. Paths are filled from data_root.
+        from tal_lab.data.published import published_config
 
-            base = copy.deepcopy(THUMOS_I3D)
-            # thumos_i3d.yaml's I3D features; the shared copy leaves them to the synthetic presets
-            base["dataset"].update({"input_dim": 2048, "max_seq_len": 2304})
-        else:
-            base = copy.deepcopy(_ANET_TSP if name == "anet" else _EPIC_SLOWFAST)
+        base = published_config(name)
         json_rel, feat_rel = _LAYOUTS[name]
         if not (data_root / json_rel).is_file() or not (data_root / feat_rel).is_dir():
             from tal_lab.data.validate import resolve_settings

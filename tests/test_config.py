@@ -175,3 +175,22 @@ def test_synthetic_presets_agree_with_the_generator() -> None:
     assert set(SYNTHETIC_PRESETS) == set(PRESETS)
     with pytest.raises(ConfigError, match=r"dataset\.synthetic\.preset"):
         load_config({"dataset": {"synthetic": {"preset": "huge"}}})
+
+
+@pytest.mark.needs_shared
+def test_published_thumos_settings_merge_to_the_reference_config(shared_dir: Path) -> None:
+    from tal_lab.data.published import published_config
+
+    cfg = load_config(dict(published_config("thumos"), dataset_name="thumos"))
+    expected = json.loads((shared_dir / "reference/keys/full_configs.json").read_text())["configs"]
+    expected = expected["af_convtransformer_identity"]
+    paths = {"json_file", "feat_folder"}
+    assert {k: v for k, v in cfg["dataset"].items() if k in expected["dataset"] and k not in paths} == \
+        {k: v for k, v in expected["dataset"].items() if k not in paths}
+    for section in ("model", "opt", "loader", "train_cfg", "test_cfg"):
+        assert {k: cfg[section][k] for k in expected[section]} == expected[section], section
+    first = published_config("anet")
+    first["dataset"]["num_classes"] = 5
+    assert published_config("anet")["dataset"]["num_classes"] == 1  # a fresh copy each time
+    with pytest.raises(ValueError, match="no published ActionFormer settings"):
+        published_config("synthetic")

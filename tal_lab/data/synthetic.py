@@ -30,6 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from tal_lab.config import dump_config, load_config
+from tal_lab.data.published import THUMOS_I3D, published_config
 from tal_lab.data.synthetic_layout import Event, VideoLayout, sample_layout, sample_video_rows
 from tal_lab.data.synthetic_spec import (SyntheticKnobs, SyntheticPreset, get_preset, knobs_from_mapping,
                                          load_thumos14_stats)
@@ -39,27 +40,13 @@ __all__ = ["FPS", "FEAT_STRIDE", "NUM_FRAMES", "ClassPatterns", "class_patterns"
 
 # THUMOS14 I3D features as ActionFormer uses them: 30 fps, stride 4 frames, 16-frame windows.
 FPS = 30.0
-FEAT_STRIDE = 4
-NUM_FRAMES = 16
+FEAT_STRIDE = THUMOS_I3D["dataset"]["feat_stride"]
+NUM_FRAMES = THUMOS_I3D["dataset"]["num_frames"]
 # (subset name in the JSON, preset attribute with its size, id prefix), as in THUMOS14.
 SPLITS = (("Validation", "num_train_videos", "video_validation"), ("Test", "num_test_videos", "video_test"))
 # Independent random streams, so that e.g. the noise does not change when a knob moves events.
 _STREAM_PATTERNS, _STREAM_ROWS, _STREAM_LAYOUT, _STREAM_NOISE, _STREAM_VECTORS = range(5)
 
-# ActionFormer's configs/thumos_i3d.yaml (the values it sets over the library defaults).
-THUMOS_I3D = {
-    "train_split": ["validation"],
-    "val_split": ["test"],
-    "dataset": {"file_prefix": None, "file_ext": ".npy", "num_classes": 20, "feat_stride": FEAT_STRIDE,
-                "num_frames": NUM_FRAMES, "default_fps": None, "trunc_thresh": 0.5, "crop_ratio": [0.9, 1.0]},
-    "model": {"fpn_type": "identity", "max_buffer_len_factor": 6.0, "n_mha_win_size": 19},
-    "opt": {"learning_rate": 1e-4, "epochs": 30, "weight_decay": 0.05},
-    "loader": {"batch_size": 2},
-    "train_cfg": {"init_loss_norm": 100, "clip_grad_l2norm": 1.0, "cls_prior_prob": 0.01,
-                  "center_sample": "radius", "center_sample_radius": 1.5},
-    "test_cfg": {"voting_thresh": 0.7, "pre_nms_topk": 2000, "max_seg_num": 200, "min_score": 0.001,
-                 "multiclass_nms": True},
-}
 
 
 class ClassPatterns:
@@ -196,7 +183,7 @@ def _annotation_json(layouts: list[VideoLayout], stats: Mapping[str, Any], fps: 
 
 
 def _config(out: Path, preset: SyntheticPreset, knobs: SyntheticKnobs, seed: int) -> dict[str, Any]:
-    cfg = json.loads(json.dumps(THUMOS_I3D))  # a deep copy of plain data
+    cfg = published_config("thumos")
     cfg["dataset_name"] = "synthetic"
     cfg["dataset"].update({"json_file": str(out / "annotations.json"), "feat_folder": str(out / "features"),
                            "input_dim": preset.input_dim, "max_seq_len": preset.max_seq_len,
