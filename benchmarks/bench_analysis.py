@@ -16,7 +16,6 @@ Usage: ``python benchmarks/bench_analysis.py [--repeats 3] [--videos 2] [--threa
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from typing import Callable
 
@@ -31,19 +30,11 @@ from tal_lab.analysis.tables import table_configurations
 from tal_lab.analysis.timelines import match_detections
 from tal_lab.config import PAPER_CONFIGURATIONS, load_config, paper_configuration
 from tal_lab.models import build_detector
+from timing import median_seconds  # benchmarks/timing.py, beside this script
 
 THUMOS = {"dataset": {"input_dim": 2048, "num_classes": 20, "max_seq_len": 2304}, "model": {"n_mha_win_size": 19}}
 
 
-def _median_sec(fn: Callable[[], object], repeats: int, warmup: bool = True) -> float:
-    if warmup:
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _synthetic_store(seeds: int = 3) -> pd.DataFrame:
@@ -72,7 +63,7 @@ def main() -> None:
     feats = torch.randn(1, 512, 2304)
     mask = torch.ones(1, 1, 2304, dtype=torch.bool)
     mask[..., 1800:] = False
-    sec = _median_sec(lambda: diversity_metrics(feats, mask), args.repeats)
+    sec = median_seconds(lambda: diversity_metrics(feats, mask), args.repeats)
     print(f"diversity metrics, one (512, 2304) map, 1800 valid steps: {sec * 1e3:.0f} ms")
 
     videos = {f"v{i}": torch.randn(2048, 2304 - 400 * i) for i in range(args.videos)}
@@ -80,7 +71,7 @@ def main() -> None:
     for key in PAPER_CONFIGURATIONS:
         cfg = paper_configuration(key, base)
         detector = build_detector(cfg)
-        sec = _median_sec(lambda: probe_diversity(detector, videos, cfg=cfg, batch_size=args.videos),
+        sec = median_seconds(lambda: probe_diversity(detector, videos, cfg=cfg, batch_size=args.videos),
                           args.repeats, warmup=False)
         start = time.perf_counter()
         count = cx.model_complexity(cfg)
@@ -99,10 +90,10 @@ def main() -> None:
     ps = rng.uniform(0, 200, size=n_pred)
     preds = pd.DataFrame({"video-id": [f"v{v}" for v in pv], "t-start": ps, "t-end": ps + rng.uniform(1, 20, n_pred),
                           "label": rng.integers(0, 20, size=n_pred), "score": rng.uniform(size=n_pred)})
-    sec = _median_sec(lambda: match_detections(gt, preds, tiou=0.5), args.repeats)
+    sec = median_seconds(lambda: match_detections(gt, preds, tiou=0.5), args.repeats)
     print(f"match_detections, {n_gt} GT x {n_pred} predictions: {sec:.2f} s")
     store = _synthetic_store()
-    sec = _median_sec(lambda: table_configurations(store, complexity=False).markdown_text(), args.repeats)
+    sec = median_seconds(lambda: table_configurations(store, complexity=False).markdown_text(), args.repeats)
     print(f"Table I from {len(store)} runs (no complexity): {sec * 1e3:.0f} ms")
 
 

@@ -25,11 +25,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
-import statistics
-import time
 from typing import Any, Callable
 
 import torch
+from timing import median_seconds  # benchmarks/timing.py, beside this script
 
 PAIRS = [("convTransformer", "identity"), ("convTransformer", "fpn"), ("conv", "identity"),
          ("conv", "fpn"), ("sgp", "identity"), ("sgp", "fpn")]
@@ -42,22 +41,6 @@ THUMOS = {
 }
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_seconds(fn: Callable[[], Any], repeats: int, device: torch.device, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def thumos_videos(batch: int, length: int, device: torch.device, seed: int = 0) -> list[dict[str, Any]]:

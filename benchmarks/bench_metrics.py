@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -29,20 +27,13 @@ import pandas as pd
 from tal_lab.analysis.bootstrap import bootstrap_map
 from tal_lab.analysis.errors import false_negative_analysis, false_positive_analysis, sensitivity_analysis
 from tal_lab.metrics import mean_average_precision, read_predictions
+from timing import median_seconds  # benchmarks/timing.py, beside this script
 
 SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "reference" / "eval"
 PREDICTIONS_PER_VIDEO = 200  # ActionFormer keeps at most 200 detections per video
 OFFICIAL_42K_SEC = 14.4  # ../shared/reference/PERFORMANCE.md: official evaluator, 42,400 predictions
 
 
-def _median_sec(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def synthetic_ground_truth(seed: int = 0, num_videos: int = 212, num_classes: int = 20) -> pd.DataFrame:
@@ -94,7 +85,7 @@ def main() -> None:
     full = synthetic_predictions(gt, PREDICTIONS_PER_VIDEO)
 
     for name, preds in (("realistic set", realistic), (f"{PREDICTIONS_PER_VIDEO} per video", full)):
-        sec = _median_sec(lambda: mean_average_precision(gt, preds), args.repeats)
+        sec = median_seconds(lambda: mean_average_precision(gt, preds), args.repeats)
         print(f"mean_average_precision, {name} ({len(preds)} predictions): median {sec * 1e3:.1f} ms "
               f"over {args.repeats} runs")
         if name == "realistic set" and reference is not None:
@@ -116,7 +107,7 @@ def main() -> None:
         ("sensitivity_analysis, realistic set", lambda: sensitivity_analysis(gt, realistic)),
         ("false_negative_analysis, realistic set", lambda: false_negative_analysis(gt, realistic)),
     ):
-        print(f"{name}: median {_median_sec(fn, repeats) * 1e3:.0f} ms over {repeats} runs")
+        print(f"{name}: median {median_seconds(fn, repeats) * 1e3:.0f} ms over {repeats} runs")
 
 
 if __name__ == "__main__":
