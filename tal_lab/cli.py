@@ -136,7 +136,7 @@ def _register_optional(subparsers: Any, module: str, function: str, what: str) -
 def build_parser() -> argparse.ArgumentParser:
     """The ``tal-lab`` argument parser with every subcommand."""
     from tal_lab import __version__
-    from tal_lab.config import DEFAULTS
+    from tal_lab.runs import DEFAULT_RUN_STORE
 
     parser = argparse.ArgumentParser(
         prog="tal-lab", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_EPILOG,
@@ -152,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "logs, checkpoints, detections and results.")
     p.add_argument("config", help="config YAML (tal_lab or official ActionFormer schema)")
     _add_set(p)
-    p.add_argument("--output-root", default=None,
-                   help="run store folder (default: the config's output_folder)")
+    p.add_argument("--output-root", default=DEFAULT_RUN_STORE,
+                   help=f"run store folder (default: {DEFAULT_RUN_STORE}, as the notebooks and the study)")
     p.add_argument("--name", default=None,
                    help="run folder name (default: {dataset}-{backbone}-{neck}-{head}-lw{loss_weight}-e{epochs}-s{seed})")
     p.add_argument("--resume", action="store_true",
@@ -193,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="inspect the run store")
     runs_sub = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     ls = runs_sub.add_parser("ls", help="list the runs under ROOT with their mAP (percent)")
-    ls.add_argument("root", nargs="?", default=DEFAULTS["output_folder"],
-                    help=f"run store folder (default: {DEFAULTS['output_folder']})")
+    ls.add_argument("root", nargs="?", default=DEFAULT_RUN_STORE,
+                    help=f"run store folder (default: {DEFAULT_RUN_STORE})")
     ls.add_argument("--all", action="store_true", help="print every column")
     ls.set_defaults(func=_cmd_runs_ls)
 

@@ -66,8 +66,10 @@ class NotebookParameterError(ValueError):
     """A notebook parameter is invalid; the message names it, its value and the valid choices."""
 
 
-# Parameter value -> config value.
-BACKBONES: dict[str, str] = {"transformer": "convTransformer", "conv": "conv", "sgp": "sgp", "maxpool": "maxpool"}
+# Parameter value -> config value. The notebooks speak the config's names (model.backbone_type);
+# 'transformer' stays accepted as a short alias of 'convTransformer'.
+BACKBONES: dict[str, str] = {"convTransformer": "convTransformer", "conv": "conv", "sgp": "sgp", "maxpool": "maxpool",
+                             "transformer": "convTransformer"}
 NECKS: dict[str, str] = {"identity": "identity", "fpn": "fpn"}
 HEADS: tuple[str, ...] = tuple(HEAD_TYPES)
 DATASETS: dict[str, str] = {"synthetic": "synthetic", "thumos14": "thumos", "anet": "anet", "epic": "epic"}
@@ -132,7 +134,7 @@ def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) ->
 
 
 def backbone_parameter(backbone_type: str) -> str:
-    """The notebook name of a config backbone_type ('convTransformer' -> 'transformer')."""
+    """The notebook name of a config backbone_type (the same name; aliases are never returned)."""
     for name, value in BACKBONES.items():
         if value == backbone_type:
             return name

@@ -20,6 +20,8 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tal_lab.analysis.figure import new_figure
+
 __all__ = ["plot_training_curve", "map_table", "run_summary", "split_ground_truth", "class_names",
            "busiest_videos", "run_detections", "pick_runs", "at_last_epoch", "best_pair", "plot_class_ap",
            "RunExplorer"]
@@ -40,7 +42,7 @@ def plot_training_curve(run: Any, title: str | None = None) -> Figure:
     metrics, epochs = run.metrics, run.epochs
     if metrics.empty:
         raise ValueError(f"run {run.name} has no logged iterations (metrics.jsonl is empty)")
-    fig = Figure(figsize=(11, 3.6), layout="constrained")
+    fig = new_figure(figsize=(11, 3.6))
     ax_loss, ax_map = fig.subplots(1, 2)
     iters = metrics.groupby("epoch")["iter"].transform("max")
     x = (metrics["epoch"] - 1) + metrics["iter"] / iters  # fractional epoch of each iteration
@@ -206,7 +208,7 @@ def plot_class_ap(per_class: pd.DataFrame, tiou: float, title: str = "") -> Figu
     """Horizontal bars of AP (%) per class at one threshold (classes without GT left out)."""
     column = f"AP@{tiou:.2f}"
     shown = per_class[per_class["num_gt"] > 0].sort_values(column)
-    fig = Figure(figsize=(6, 0.25 * max(4, len(shown)) + 1.0), layout="constrained")
+    fig = new_figure(figsize=(6, 0.25 * max(4, len(shown)) + 1.0))
     ax = fig.subplots()
     ax.barh([str(c) for c in shown.index], shown[column].fillna(0.0), color="tab:blue")
     ax.set(xlabel=f"AP (%) at tIoU {tiou:g}", xlim=(0, 100), title=title or f"per-class AP at tIoU {tiou:g}")
@@ -241,7 +243,8 @@ class RunExplorer:
         if not 0 < tiou <= 1 or not 0 <= score_threshold <= 1:
             raise ValueError(f"tiou={tiou!r} must lie in (0, 1] and score_threshold={score_threshold!r} in [0, 1]")
         self.num_videos = num_videos
-        self.state: dict[str, Any] = {"score_threshold": float(score_threshold), "tiou": float(tiou)}
+        self.state: dict[str, Any] = {"score_threshold": float(score_threshold), "tiou": float(tiou),
+                                      "view": (0.0, 1.0)}
         self._load(run or self.run_names[0])
         unknown = [v for v in videos if v not in self.video_ids]
         if unknown:
@@ -289,7 +292,8 @@ class RunExplorer:
                                   score_threshold=s["score_threshold"], class_names=self.names or None,
                                   # a chosen class absent from these videos leaves their lanes empty
                                   classes=[c for c in labels if c in set(in_videos)] if s["classes"] else None,
-                                  title=f"{self.run.name}: score >= {s['score_threshold']:g}, tIoU {s['tiou']:g}")
+                                  title=f"{self.run.name}: score >= {s['score_threshold']:g}, tIoU {s['tiou']:g}",
+                                  view=tuple(s["view"]))
         result = mean_average_precision(gt, preds[["video-id", "t-start", "t-end", "label", "score"]], [s["tiou"]],
                                         labels=labels)
         names = [self.names.get(int(label), str(label)) for label in result.labels]
@@ -299,34 +303,50 @@ class RunExplorer:
         return timeline, ap, per_class
 
     def widgets(self) -> Any:
-        """The control panel and output area (ipywidgets); changing a control re-renders."""
+        """The control panel and output area (ipywidgets); changing a control redraws in place.
+
+        One redraw per change: a new run sets the video list while redraws are held, then
+        draws once. The figures replace the previous ones in the same Output (``wait=True``
+        keeps the old image until the new one is ready, so nothing flickers).
+        """
         import ipywidgets as w
 
-        run = w.Dropdown(options=self.run_names, value=self.run.name, description="run")
+        wide = {"layout": w.Layout(width="98%"), "style": {"description_width": "6em"}}
+        run = w.Dropdown(options=self.run_names, value=self.run.name, description="run", **wide)
         videos = w.SelectMultiple(options=self.video_ids, value=tuple(self.state["videos"]), rows=6,
-                                  description="videos")
+                                  description="videos", layout=w.Layout(width="auto", min_width="16em"))
         score = w.FloatSlider(value=self.state["score_threshold"], min=0.0, max=1.0, step=0.01,
                               description="score ≥", continuous_update=False)
         tiou = w.FloatSlider(value=self.state["tiou"], min=0.1, max=0.95, step=0.05, description="tIoU",
                              continuous_update=False)
+        view = w.FloatRangeSlider(value=self.state["view"], min=0.0, max=1.0, step=0.01,
+                                  description="time view", readout_format=".0%", continuous_update=False)
         classes = w.SelectMultiple(options=sorted(self.names.values()), value=tuple(self.state["classes"]), rows=6,
-                                   description="classes")
+                                   description="classes", layout=w.Layout(width="auto", min_width="14em"))
         out = w.Output()
+        held = {"on": False}
 
         def on_run(change: Mapping[str, Any]) -> None:
-            self._load(change["new"])
-            videos.options = self.video_ids
-            videos.value = tuple(self.default_videos())
+            held["on"] = True
+            try:
+                self._load(change["new"])
+                videos.options = self.video_ids
+                videos.value = tuple(self.default_videos())
+            finally:
+                held["on"] = False
+            on_change()
 
         def on_change(_: Any = None) -> None:
+            if held["on"]:
+                return
             self.state.update(videos=list(videos.value) or self.default_videos(), score_threshold=score.value,
-                              tiou=tiou.value, classes=list(classes.value))
+                              tiou=tiou.value, classes=list(classes.value), view=tuple(view.value))
             self.show(out)
 
         run.observe(on_run, names="value")
-        for control in (videos, score, tiou, classes):
+        for control in (videos, score, tiou, view, classes):
             control.observe(on_change, names="value")
-        self._widgets = w.VBox([w.HBox([w.VBox([run, score, tiou]), videos, classes]), out])
+        self._widgets = w.VBox([run, w.HBox([w.VBox([score, tiou, view]), videos, classes]), out])
         on_change()
         return self._widgets
 
@@ -338,8 +358,8 @@ class RunExplorer:
         if out is None:
             display(timeline, ap)
             return
-        out.clear_output(wait=True)
         with out:
+            out.clear_output(wait=True)
             display(timeline, ap)
 
     def describe(self) -> str:

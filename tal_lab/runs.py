@@ -49,6 +49,10 @@ __all__ = [
     "find_run_dirs",
 ]
 
+# The run store every command, notebook and the study use unless told otherwise (relative to
+# the working directory). ActionFormer's `output_folder` key is read but not used for it.
+DEFAULT_RUN_STORE = "runs"
+
 RUN_FILES = {
     "config": "config.yaml",
     "info": "run.json",

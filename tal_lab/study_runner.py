@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
+from tal_lab.engine.progress import format_seconds
 from tal_lab.notebook_params import base_config, check_device, project_root, resolve_path
 from tal_lab.reports import execute_notebook, export_reports, notebook_error
 from tal_lab.study import ANALYSIS_NOTEBOOKS, TABLE4_HEADS, RunSpec, StudyPlan, table4_specs
 
-__all__ = ["StudyOutcome", "best_pair", "run_is_finished", "notebooks_dir", "run_study"]
+__all__ = ["StudyOutcome", "best_pair", "run_is_finished", "notebooks_dir", "run_study", "status_line"]
 
 
 def best_pair(plan: StudyPlan, output_root: Path) -> str:
@@ -120,6 +123,16 @@ def _check_eval_epochs(ctx: _Context, spec: RunSpec, run_dir: Path) -> None:
                 f"them (delete the run folder to train it again)")
 
 
+def status_line(done: int, running: int, failed: int, queued: int, run_seconds: Sequence[float], jobs: int) -> str:
+    """The study's progress in one line, with the time left estimated from the runs trained so
+    far (each running run counted as half done; no estimate before the first run ends)."""
+    line = f"study: {done} done, {running} running, {failed} failed, {queued} queued"
+    if run_seconds and (queued or running):
+        left = float(np.mean(run_seconds)) * (queued + 0.5 * running) / max(1, min(jobs, queued + running))
+        line += f"; about {format_seconds(left)} of training left"
+    return line
+
+
 def _train_all(ctx: _Context, jobs: int, outcome: StudyOutcome) -> None:
     """Execute run_ablation.ipynb for every planned run, ``jobs`` at a time; Table IV joins the
     queue once Table I's runs are settled."""
@@ -130,6 +143,7 @@ def _train_all(ctx: _Context, jobs: int, outcome: StudyOutcome) -> None:
     settled: set[tuple] = set()
     running: dict[Future, RunSpec] = {}
     started: dict[tuple, float] = {}
+    run_seconds: list[float] = []
     total = len(plan.runs) + (len(TABLE4_HEADS) * len(plan.seeds) if table4_waiting else 0)
     count = 0
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -161,10 +175,14 @@ def _train_all(ctx: _Context, jobs: int, outcome: StudyOutcome) -> None:
                     outcome.notebooks.append(ctx.work_dir / "runs" / f"{name}.ipynb")
                     if err is None:
                         outcome.trained.append(name)
+                        run_seconds.append(seconds)
                         ctx.log(f"  {name}: done in {seconds / 60:.1f} min")
                     else:
                         outcome.failed[name] = notebook_error(err)
                         ctx.log(f"  {name}: FAILED after {seconds / 60:.1f} min: {outcome.failed[name]}")
+                    queued = len(pending) + (len(TABLE4_HEADS) * len(plan.seeds) if table4_waiting else 0)
+                    ctx.log(status_line(len(outcome.trained) + len(outcome.skipped), len(running),
+                                        len(outcome.failed), queued, run_seconds, jobs))
             if table4_waiting and table1_keys <= settled:
                 table4_waiting = False
                 pair = best_pair(plan, ctx.output_root)

@@ -109,7 +109,7 @@ def test_notebook_is_committed_clean_with_a_parsable_parameters_cell(name: str) 
 # ------------------------------------------------------------------ bad parameters fail first
 
 @pytest.mark.parametrize("params, message", [
-    ({"backbone": "lstm"}, "parameter backbone='lstm' is not valid; choose one of transformer | conv | sgp | maxpool"),
+    ({"backbone": "lstm"}, "parameter backbone='lstm' is not valid; choose one of convTransformer | conv | sgp | maxpool | transformer"),
     ({"dataset": "thumos14"}, "parameter data_root is required for dataset 'thumos14'"),
 ])
 def test_a_bad_parameter_fails_in_the_first_cells_with_a_clear_message(
@@ -163,8 +163,9 @@ def test_tables_notebook_writes_tables_with_paper_columns_and_captions(study: St
     t1 = pd.read_csv(tables / "table1_configurations.csv")
     assert t1["key"].tolist() == ["original", "A", "B", "C", "D", "E"]
     assert dict(zip(t1["key"], t1["n_seeds"])) == {"original": 1, "A": 0, "B": 0, "C": 0, "D": 0, "E": 1}
-    for column in ("mAP@0.3", "mAP@0.7", "avg_mAP", "paper avg_mAP", "diff avg_mAP", "params_M", "GFLOPs"):
+    for column in ("mAP@0.3", "mAP@0.7", "avg_mAP", "paper avg_mAP", "params_M", "GFLOPs"):
         assert column in t1.columns
+    assert not [c for c in t1.columns if c.startswith("diff ")]  # synthetic vs THUMOS14: no difference
     assert t1.loc[t1["key"] == "E", "paper avg_mAP"].item() == pytest.approx(67.44)
     assert t1.loc[t1["key"] == "E", "params_M"].item() > 0
     t2 = pd.read_csv(tables / "table2_epochs.csv")
@@ -241,3 +242,73 @@ def test_explorer_state_changes_re_render_with_every_class_in_the_label_space(st
         RunExplorer(study.runs, classes=["NoSuchClass"])
     with pytest.raises(ValueError, match="run 'nope' is not a finished run"):
         RunExplorer(study.runs, run="nope")
+
+
+# ------------------------------------------------------------------ what a notebook displays
+
+# Inline images each executed notebook must show at the least (its plotting cells; the explorer
+# shows its two figures once in the widget's output area and once in the static state).
+MIN_INLINE_IMAGES = {"run_ablation": 2, "timelines": 2, "feature_diversity": 4, "explore": 2, "tables": 0}
+
+
+def _inline_images(path: Path) -> tuple[list[bytes], list[str]]:
+    """The PNGs an executed notebook displays, and any figure shown only as its text repr."""
+    import base64
+
+    nb = nbformat.read(str(path), as_version=4)
+    images, text_only = [], []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                images.append(base64.b64decode(data["image/png"]))
+            elif str(data.get("text/plain", "")).startswith("<Figure size"):
+                text_only.append(data["text/plain"])
+            text = output.get("text", "")
+            if "<Figure size" in text:
+                text_only.append(text)
+    return images, text_only
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_MAGIC, "not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_executed_notebook_shows_every_figure_as_an_image(study: Study, name: str) -> None:
+    work = study.reports / "_work"
+    executed = sorted((work / "runs").glob("*.ipynb")) if name == "run_ablation" else [work / "notebooks" / f"{name}.ipynb"]
+    assert executed and all(p.is_file() for p in executed), executed
+    for path in executed:
+        images, text_only = _inline_images(path)
+        assert not text_only, f"{path}: figures shown as text only: {text_only[:2]}"
+        assert len(images) >= MIN_INLINE_IMAGES[name], f"{path}: {len(images)} inline images"
+        for data in images:
+            width, height = _png_size(data)
+            assert width >= 200 and height >= 100 and len(data) > 5000, (path, width, height, len(data))
+
+
+def test_exported_html_reports_show_figures_as_images(study: Study) -> None:
+    pages = [*(study.reports / "notebooks").glob("*.html"), *(study.reports / "runs").glob("*/run_ablation.html")]
+    assert len(pages) == len(MIN_INLINE_IMAGES) - 1 + len(study.outcome.trained)
+    for page in pages:
+        html = page.read_text()
+        assert "&lt;Figure size" not in html, page
+        minimum = MIN_INLINE_IMAGES[page.stem if page.stem in MIN_INLINE_IMAGES else "run_ablation"]
+        assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) >= minimum, page
+
+
+def test_library_figures_render_as_png_for_ipython_and_stay_plain_figures() -> None:
+    from IPython.core.formatters import DisplayFormatter
+    from matplotlib.figure import Figure
+
+    from tal_lab.analysis.figure import new_figure
+
+    fig = new_figure(figsize=(4, 3))
+    assert DisplayFormatter().format(fig)[0].get("image/png") is None  # no axes: nothing to draw
+    ax = fig.subplots()
+    ax.plot([0, 1], [1, 0])
+    formatted, _ = DisplayFormatter().format(fig)
+    width, height = _png_size(formatted["image/png"])
+    assert isinstance(fig, Figure) and 300 < width <= 440 and 200 < height <= 330  # 100 dpi, tight bbox

@@ -24,7 +24,7 @@ from tal_lab.study import (
     configuration_types, main, scaled_epochs, seed_list)
 from tal_lab.study_runner import best_pair, run_is_finished
 
-ORIGINAL = ("transformer", "identity", "actionformer")
+ORIGINAL = ("convTransformer", "identity", "actionformer")
 
 
 def _by_uses(plan) -> dict[str, RunSpec]:
@@ -230,7 +230,9 @@ def test_paths_filters_and_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         nbp.output_folder(str(tmp_path / "file"), tmp_path)
     with pytest.raises(NotebookParameterError, match="num_threads=-1"):
         nbp.set_num_threads(-1)
-    assert nbp.backbone_parameter("convTransformer") == "transformer"
+    assert nbp.backbone_parameter("convTransformer") == "convTransformer"  # the config name, not the alias
+    for name in ("convTransformer", "transformer"):  # the config name and its short alias
+        assert nbp.BACKBONES[nbp.check_choice("backbone", name, nbp.BACKBONES)] == "convTransformer"
 
 
 # ------------------------------------------------------------------ reports and run views
@@ -303,3 +305,13 @@ def test_run_views_curve_table_summary_and_choices() -> None:
     assert run_views.best_pair(t1.assign(avg_mAP=np.nan)) == ("sgp", "identity")
     with pytest.raises(ValueError, match="split='val' is not valid"):
         run_views.split_ground_truth({"dataset": {"json_file": None}}, "val")
+
+
+def test_status_line_counts_runs_and_estimates_the_time_left() -> None:
+    from tal_lab.study_runner import status_line
+
+    assert status_line(0, 2, 0, 9, [], 2) == "study: 0 done, 2 running, 0 failed, 9 queued"
+    # 2 runs of 100 s so far, 1 running (half done) and 3 queued on 2 jobs: (3 + 0.5) * 100 / 2
+    assert status_line(2, 1, 1, 3, [100.0, 100.0], 2) == (
+        "study: 2 done, 1 running, 1 failed, 3 queued; about 2 min 55 s of training left")
+    assert status_line(5, 0, 0, 0, [60.0], 2) == "study: 5 done, 0 running, 0 failed, 0 queued"

@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tal_lab.analysis.figure import new_figure
+
 from tal_lab.metrics import Matching, candidate_pairs, interpolated_average_precision, match_predictions
 
 __all__ = [
@@ -329,7 +331,7 @@ def _style(ax: Any) -> None:
 
 def plot_false_positive_profile(analysis: FalsePositiveAnalysis, figsize: tuple[float, float] = (11, 4)) -> Figure:
     """DETAD's figure: error breakdown per top-kG block, and the mAP_N gain of removing each FP type."""
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = new_figure(figsize=figsize)
     ax_profile, ax_gain = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     bottom = np.zeros(len(analysis.profile))
     names = (TRUE_POSITIVE,) + FP_CATEGORIES
@@ -356,7 +358,7 @@ def plot_false_positive_profile(analysis: FalsePositiveAnalysis, figsize: tuple[
 def _plot_by_bins(
     table: pd.DataFrame, value: str, ylabel: str, base: float | None, figsize: tuple[float, float]
 ) -> Figure:
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = new_figure(figsize=figsize)
     ax = fig.subplots()
     x, ticks, labels = 0, [], []
     for i, (name, part) in enumerate(table.groupby("characteristic", sort=False)):

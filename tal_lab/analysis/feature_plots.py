@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tal_lab.analysis.figure import new_figure
+
 __all__ = [
     "METRIC_LABELS",
     "plot_diversity_by_level",
@@ -71,7 +73,7 @@ def plot_diversity_by_level(summary: pd.DataFrame, metric: str = "mean_cosine", 
     """One metric across pyramid levels (x) for each ``hue`` group (mean over videos +- std)."""
     _require(summary, ["level", metric], "plot_diversity_by_level")
     sub = _select(summary, stage, "plot_diversity_by_level")
-    fig = Figure(figsize=(6, 4), layout="constrained")
+    fig = new_figure(figsize=(6, 4))
     ax = fig.add_subplot()
     _line_by(ax, sub, "level", metric, hue)
     ax.set_xlabel(f"pyramid level ({stage} output)")
@@ -87,7 +89,7 @@ def plot_diversity_overview(summary: pd.DataFrame, *, stage: str = "backbone", h
     """Side-by-side panels, one per metric, across pyramid levels (the notebook's headline figure)."""
     _require(summary, ["level", *metrics], "plot_diversity_overview")
     sub = _select(summary, stage, "plot_diversity_overview")
-    fig = Figure(figsize=(4.2 * len(metrics), 3.8), layout="constrained")
+    fig = new_figure(figsize=(4.2 * len(metrics), 3.8))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics):
         _line_by(ax, sub, "level", metric, hue)
@@ -105,7 +107,7 @@ def plot_diversity_by_layer(summary: pd.DataFrame, metric: str = "mean_cosine", 
     sub = _select(summary, "layer", "plot_diversity_by_layer").copy()
     # Blocks of different backbones have different names: use the position within each run.
     sub["block"] = sub.groupby(hue if hue in sub.columns else "stage")["order"].rank(method="dense").astype(int) - 1
-    fig = Figure(figsize=(7, 4), layout="constrained")
+    fig = new_figure(figsize=(7, 4))
     ax = fig.add_subplot()
     _line_by(ax, sub, "block", metric, hue)
     names = sub.drop_duplicates("block").sort_values("block")
@@ -125,7 +127,7 @@ def plot_diversity_over_epochs(summary: pd.DataFrame, metric: str = "mean_cosine
     levels = sorted(sub["level"].unique()) if levels is None else list(levels)
     cols = min(3, len(levels))
     rows = int(np.ceil(len(levels) / cols))
-    fig = Figure(figsize=(4 * cols, 3.2 * rows), layout="constrained")
+    fig = new_figure(figsize=(4 * cols, 3.2 * rows))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, level in zip(axes, levels):
         _line_by(ax, sub[sub["level"] == level], epoch, metric, hue)
@@ -150,7 +152,7 @@ def plot_cosine_to_mean(steps: pd.DataFrame, *, stage: str = "backbone", hue: st
     groups = _groups(sub, hue)
     levels = sorted(sub["level"].unique())
     width = 0.8 / len(groups)
-    fig = Figure(figsize=(max(6, 1.2 * len(levels) * max(1, len(groups) / 2)), 4), layout="constrained")
+    fig = new_figure(figsize=(max(6, 1.2 * len(levels) * max(1, len(groups) / 2)), 4))
     ax = fig.add_subplot()
     colours = [f"C{i}" for i in range(len(groups))]
     for g, ((label, frame), colour) in enumerate(zip(groups, colours)):

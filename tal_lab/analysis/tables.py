@@ -147,11 +147,21 @@ def _stats(rows: pd.DataFrame, metrics: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def _add_paper(row: dict[str, Any], metrics: Sequence[str], values: Mapping[str, float] | None) -> None:
+def _same_data_as_paper(runs: pd.DataFrame) -> bool:
+    """Whether every run is on THUMOS14, the paper's data: only then is ours - paper a difference."""
+    if runs.empty or _is_synthetic(runs) or "dataset" not in runs.columns:
+        return False
+    return bool((runs["dataset"] == "thumos").all())
+
+
+def _add_paper(row: dict[str, Any], metrics: Sequence[str], values: Mapping[str, float] | None,
+               with_diff: bool) -> None:
+    """The paper's numbers beside ours; ``diff`` columns only when both are on the same data."""
     for m in metrics:
         ref = values.get(m, math.nan) if values else math.nan
         row[f"paper {m}"] = ref
-        row[f"diff {m}"] = row[m] - ref if not (math.isnan(row[m]) or math.isnan(ref)) else math.nan
+        if with_diff:
+            row[f"diff {m}"] = row[m] - ref if not (math.isnan(row[m]) or math.isnan(ref)) else math.nan
 
 
 def _runs_summary(rows: pd.DataFrame) -> str:
@@ -173,21 +183,28 @@ def _runs_summary(rows: pd.DataFrame) -> str:
 def _data_sentence(runs: pd.DataFrame) -> str:
     text = f"Ours: {describe_data(runs)}"
     if _is_synthetic(runs):
-        return (text + f". These are SYNTHETIC-data numbers, not THUMOS14 results: the paper columns are "
-                f"THUMOS14, so the differences compare different data.")
+        return (text + ". These are SYNTHETIC-data numbers, not THUMOS14 results: the paper columns are "
+                "THUMOS14, shown for orientation only (no difference is taken across datasets).")
     if not runs.empty and ("dataset" not in runs.columns or not (runs["dataset"] == "thumos").all()):
-        return text + ". The paper columns are THUMOS14, a different dataset."
+        return text + (". The paper columns are THUMOS14, a different dataset, shown for orientation only (no "
+                       "difference is taken across datasets).")
     return text + "."
 
 
+def _delta_note(runs: pd.DataFrame) -> str:
+    return "; Δ = ours − paper" if _same_data_as_paper(runs) else ""
+
+
 def _display_metrics(frame: pd.DataFrame, metrics: Sequence[str], paper_cols: bool) -> dict[str, list[str]]:
+    """Display columns per metric: ours (mean ± std), the paper's, and Δ where ``diff`` columns exist."""
     out: dict[str, list[str]] = {}
     for m in metrics:
         short = _SHORT.get(m, m)
         out[short] = [format_mean_std(a, b) for a, b in zip(frame[m], frame[f"{m} std"])]
         if paper_cols:
             out[f"{short} paper"] = [format_number(v) for v in frame[f"paper {m}"]]
-            out[f"{short} Δ"] = [format_diff(v) for v in frame[f"diff {m}"]]
+            if f"diff {m}" in frame.columns:
+                out[f"{short} Δ"] = [format_diff(v) for v in frame[f"diff {m}"]]
     return out
 
 
@@ -303,7 +320,7 @@ def table_configurations(runs: pd.DataFrame, *, data: Mapping[str, Any] | str | 
     used = _match(pool, {"epochs": epochs}) if epochs is not None else pool
     caption = (f"Backbone and neck configurations (λ_reg {loss_weight:g}, {head} head, "
                f"{epochs if epochs is not None else '?'} epochs). " + _data_sentence(used)
-               + f" Runs: {_runs_summary(used)}; mean ± sample std over seeds; Δ = ours − paper. "
+               + f" Runs: {_runs_summary(used)}; mean ± sample std over seeds{_delta_note(used)}. "
                "Paper: THUMOS14, 30 epochs (original row: the official ActionFormer result).")
     if complexity:
         caption += _complexity_sentence(seq_len)
@@ -319,7 +336,7 @@ def _rows(pool: pd.DataFrame, specs: Sequence[RowSpec], metrics: Sequence[str], 
         rows = _match(pool, filters)
         row: dict[str, Any] = {"key": key, "configuration": label, **{k: v for k, v in filters.items()}}
         row.update(_stats(rows, metrics))
-        _add_paper(row, metrics, ref)
+        _add_paper(row, metrics, ref, with_diff=_same_data_as_paper(pool))
         if rows.empty:
             notes.append(f"No finished run for {label}.")
         if complexity:
@@ -359,7 +376,7 @@ def table_heads(runs: pd.DataFrame, *, backbone: str = "sgp", neck: str = "ident
     caption = (f"Head ablation on the {_BACKBONE_NAMES.get(backbone, backbone)} backbone with the "
                f"{_NECK_NAMES.get(neck, neck)} (λ_reg {loss_weight:g}, {epochs if epochs is not None else '?'} "
                "epochs). " + _data_sentence(used) + f" Runs: {_runs_summary(used)}; mean ± sample std over "
-               "seeds; Δ = ours − paper. The paper has no head ablation: its THUMOS14 Table I number for this "
+               f"seeds{_delta_note(used)}. The paper has no head ablation: its THUMOS14 Table I number for this "
                f"pair{f' ({pair_key})' if pair_key else ''} is shown on the actionformer row.")
     if complexity:
         caption += _complexity_sentence(seq_len)
@@ -413,7 +430,7 @@ def table_epochs(runs: pd.DataFrame, epoch_evals: pd.DataFrame | None = None, *,
     records = []
     for ep in wanted:
         row: dict[str, Any] = {"epoch": ep, **_stats(groups.get(ep, used.iloc[:0]), paper.MAP_COLUMNS)}
-        _add_paper(row, paper.MAP_COLUMNS, paper.TABLE2.get(ep))
+        _add_paper(row, paper.MAP_COLUMNS, paper.TABLE2.get(ep), with_diff=_same_data_as_paper(used))
         row["paper note"] = paper.TABLE2_NOTES.get(ep, "")
         records.append(row)
     frame = pd.DataFrame(records).drop(columns=["_paths", "sec_per_epoch", "params"])
@@ -425,7 +442,7 @@ def table_epochs(runs: pd.DataFrame, epoch_evals: pd.DataFrame | None = None, *,
         notes.append(f"No results at epoch(s) {', '.join(missing)}.")
     caption = (f"Effect of training epochs on the {paper.TABLE1_LABELS.get(configuration, configuration)} "
                f"configuration (λ_reg {loss_weight:g}), {how}. " + _data_sentence(used)
-               + f" Runs: {_runs_summary(used)}; mean ± sample std over seeds; Δ = ours − paper. "
+               + f" Runs: {_runs_summary(used)}; mean ± sample std over seeds{_delta_note(used)}. "
                "Paper: THUMOS14 (50 epochs: the official ActionFormer result).")
     return StudyTable("table2_epochs", "Table II", frame, caption, display=pd.DataFrame(display), notes=notes)
 
@@ -453,7 +470,7 @@ def table_loss_weight(runs: pd.DataFrame, *, configuration: str = "original",
     for w in wanted:
         rows = _match(pool, {"loss_weight": w}) if not pool.empty else pool
         row: dict[str, Any] = {"loss_weight": w, **_stats(rows, metrics)}
-        _add_paper(row, metrics, paper.TABLE3.get(w))
+        _add_paper(row, metrics, paper.TABLE3.get(w), with_diff=_same_data_as_paper(pool))
         if rows.empty:
             notes.append(f"No finished run with λ_reg {w:g}.")
         records.append(row)
@@ -463,7 +480,7 @@ def table_loss_weight(runs: pd.DataFrame, *, configuration: str = "original",
     caption = (f"Loss weight λ_reg ablation of the {paper.TABLE1_LABELS.get(configuration, configuration)} "
                f"configuration ({epochs if epochs is not None else '?'} epochs): mAP at tIoU 0.5 and 0.7 and the "
                "average over 0.3:0.1:0.7. " + _data_sentence(pool)
-               + f" Runs: {_runs_summary(pool)}; mean ± sample std over seeds; Δ = ours − paper. Paper: THUMOS14.")
+               + f" Runs: {_runs_summary(pool)}; mean ± sample std over seeds{_delta_note(pool)}. Paper: THUMOS14.")
     return StudyTable("table3_loss_weight", "Table III", frame, caption, display=pd.DataFrame(display), notes=notes)
 
 

@@ -23,6 +23,8 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from tal_lab.analysis.figure import new_figure
+
 __all__ = ["GT_COLUMNS", "PRED_COLUMNS", "TimelineMatch", "match_detections", "plot_timelines"]
 
 GT_COLUMNS: tuple[str, ...] = ("video-id", "t-start", "t-end", "label")
@@ -185,7 +187,8 @@ def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[st
                    score_threshold: float = 0.3, class_names: Mapping[Any, str] | Sequence[str] | None = None,
                    classes: Sequence[Any] | None = None, durations: Mapping[str, float] | None = None,
                    max_preds_per_video: int | None = 50, show_scores: bool = False,
-                   title: str | None = None, width: float = 12.0) -> Figure:
+                   title: str | None = None, width: float = 12.0,
+                   view: tuple[float, float] = (0.0, 1.0)) -> Figure:
     """Ground truth and predictions of several videos, one row per video on its own time axis.
 
     Each row holds the ground-truth lanes above the prediction lanes on one shared time axis
@@ -193,6 +196,8 @@ def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[st
     matched segments are solid, false positives and missed ground truth hatched with a red
     dashed edge. Matching is :func:`match_detections` at ``tiou`` on the predictions with
     score >= ``score_threshold`` (then at most ``max_preds_per_video`` per video, by score).
+    ``view`` zooms every row to that fraction of its time axis, e.g. (0.25, 0.5) for its
+    second quarter (the explorer's zoom and pan).
 
     Raises:
         ValueError: no video ids, ids found in neither frame, unknown classes, bad columns.
@@ -200,6 +205,8 @@ def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[st
     _check_columns(gt, GT_COLUMNS, "ground-truth")
     _check_columns(preds, PRED_COLUMNS, "prediction")
     video_ids = list(video_ids)
+    if not 0.0 <= view[0] < view[1] <= 1.0:
+        raise ValueError(f"view={tuple(view)!r} must be (start, end) fractions with 0 <= start < end <= 1")
     if not video_ids:
         raise ValueError("plot_timelines needs at least one video id")
     known = set(gt["video-id"]) | set(preds["video-id"])
@@ -233,7 +240,7 @@ def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[st
         layouts.append((vid, g, p, g_lanes, p_lanes, int(g_lanes.max(initial=-1)) + 1,
                         int(p_lanes.max(initial=-1)) + 1))
     heights = [max(1, ng) + max(1, np_) + 1.2 for *_, ng, np_ in layouts]
-    fig = Figure(figsize=(width, 0.32 * sum(heights) + 1.6), layout="constrained")
+    fig = new_figure(figsize=(width, 0.32 * sum(heights) + 1.6))
     axes = fig.subplots(len(video_ids), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
     for ax, (vid, g, p, g_lanes, p_lanes, n_gt, n_pred) in zip(axes, layouts):
         n_gt, n_pred = max(1, n_gt), max(1, n_pred)
@@ -255,7 +262,8 @@ def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[st
         end_sec = max([0.0, *g["t-end"].tolist(), *p["t-end"].tolist()])
         if durations is not None and vid in durations:
             end_sec = max(end_sec, float(durations[vid]))
-        ax.set_xlim(0.0, end_sec * 1.01 if end_sec > 0 else 1.0)
+        span = end_sec * 1.01 if end_sec > 0 else 1.0
+        ax.set_xlim(view[0] * span, view[1] * span)
         counts = (f"{(p['outcome'] == 'matched').sum()} matched, {(p['outcome'] == 'false_positive').sum()} FP, "
                   f"{(g['outcome'] == 'missed').sum()} missed")
         ax.set_title(f"{vid}  ({counts})", loc="left", fontsize=9)

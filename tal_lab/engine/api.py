@@ -31,7 +31,7 @@ from tal_lab.engine.evaluator import EvalResult, run_inference
 from tal_lab.engine.optim import total_epochs
 from tal_lab.engine.trainer import Trainer, evaluate_detector
 from tal_lab.runs import (
-    RUN_FILES, dataset_identity, default_run_name, write_csv_atomic, write_json_atomic)
+    DEFAULT_RUN_STORE, RUN_FILES, dataset_identity, default_run_name, write_csv_atomic, write_json_atomic)
 
 __all__ = ["train", "evaluate", "detect", "load_weights", "git_commit"]
 
@@ -142,7 +142,8 @@ def train(
     Args:
         cfg: a config (YAML path, or dict in ActionFormer's schema; an official ActionFormer
             YAML works).
-        output_root: the run store; default ``cfg['output_folder']``.
+        output_root: the run store; default :data:`tal_lab.runs.DEFAULT_RUN_STORE` (``runs``),
+            whatever the config's ``output_folder`` says, so every command shares one store.
         run_name: folder name; default ``{dataset}-{backbone}-{neck}-{head}-lw{lw}-e{epochs}-s{seed}``.
         resume: continue the run in that folder from its last checkpoint (a finished run is
             returned as is; a folder without checkpoint restarts). Without it an existing
@@ -159,7 +160,7 @@ def train(
     cfg = load_config(cfg, overrides)
     ctx = init_distributed(cfg)
     try:
-        root = Path(output_root if output_root is not None else cfg["output_folder"])
+        root = Path(output_root if output_root is not None else DEFAULT_RUN_STORE)
         name = run_name or default_run_name(cfg)
         run_dir = root / name
         decision = _prepare_run_dir(run_dir, cfg, resume) if ctx.is_main else None

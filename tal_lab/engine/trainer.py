@@ -37,6 +37,7 @@ from tal_lab.engine.evaluator import (
     EvalResult, ground_truth_for, run_inference, score_detections, tiou_thresholds_for, videos_to_device,
     fuse_external_scores, load_external_scores)
 from tal_lab.engine.optim import build_optimizer, build_scheduler, current_lr, total_epochs
+from tal_lab.engine.progress import format_epoch_line, progress_mode
 from tal_lab.runs import RUN_FILES, append_jsonl, read_jsonl, rewrite_jsonl, write_csv_atomic, write_json_atomic
 
 __all__ = ["NonFiniteLossError", "Trainer", "training_step", "evaluate_detector", "forked_rng"]
@@ -151,7 +152,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.ctx = ctx
         self.device = ctx.device
-        self.progress = progress and ctx.is_main
+        self.progress_mode = progress_mode(progress and ctx.is_main)
+        self.progress = self.progress_mode == "bars"  # tqdm bars (widgets in JupyterLab)
         self.engine_cfg = cfg["engine"]
         self.amp = self.engine_cfg["amp"] if self.device.type == "cuda" else "none"
         self.total_epochs = total_epochs(cfg["opt"])
@@ -378,6 +380,15 @@ class Trainer:
         }
         write_json_atomic(self.run_dir / RUN_FILES["results"], summary)
 
+    def _print_epoch_line(self, record: dict[str, Any], epoch: int, epochs_timed: list[float]) -> None:
+        """One plain line per epoch (headless runs); the ETA uses this session's epochs only."""
+        epochs_timed.append(float(record["seconds"]))
+        line = format_epoch_line(epoch, self.total_epochs, record["train"].get("final_loss", float("nan")),
+                                 record["lr"], epochs_timed[-1], float(np.mean(epochs_timed)))
+        if record.get("eval"):
+            line += f"; average mAP {100 * record['eval']['average_mAP']:.2f}%"
+        print(line, flush=True)
+
     def fit(self, stop_after_epochs: int | None = None) -> EvalResult | None:
         """Train from ``epochs_done`` to the end (or stop after ``stop_after_epochs`` in total).
 
@@ -387,6 +398,7 @@ class Trainer:
 
         epochs_path = self.run_dir / RUN_FILES["epochs"]
         final: EvalResult | None = None
+        epochs_timed: list[float] = []
         outer = tqdm(total=self.total_epochs, initial=self.epochs_done, desc="training", unit="epoch",
                      disable=not self.progress, dynamic_ncols=True)
         try:
@@ -416,6 +428,8 @@ class Trainer:
                 barrier(self.ctx)
                 outer.update(1)
                 outer.set_postfix(loss=f"{record['train'].get('final_loss', float('nan')):.3f}")
+                if self.progress_mode == "lines":
+                    self._print_epoch_line(record, epoch, epochs_timed)
                 if stop_after_epochs is not None and epoch >= stop_after_epochs and epoch < self.total_epochs:
                     return None
         finally:
