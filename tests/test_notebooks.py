@@ -106,6 +106,21 @@ def test_notebook_is_committed_clean_with_a_parsable_parameters_cell(name: str) 
         assert not re.search(r"^\s*(def |class |import sys|sys\.path)", cell.source, re.M), cell.source
 
 
+@pytest.mark.parametrize("name", ("timelines", "feature_diversity", "tables", "explore"))
+def test_an_analysis_notebook_with_its_defaults_writes_only_git_ignored_folders(name: str) -> None:
+    """Only ``tal-lab study`` writes the tracked reports/; a notebook run by hand writes outputs/."""
+    import subprocess
+
+    nb = nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    params = {p.name: p.default for p in papermill.translators.PythonTranslator.inspect(cell)}
+    folder = params["output_dir"].strip("\"'")
+    assert folder.startswith("outputs/"), folder
+    ignored = subprocess.run(["git", "check-ignore", "-q", f"{folder}/any_figure.png"], cwd=ROOT)
+    assert ignored.returncode == 0, f"{folder} is not ignored by git"
+    assert params["runs_root"].strip("\"'") == "runs"  # the one run store of every command
+
+
 # ------------------------------------------------------------------ bad parameters fail first
 
 @pytest.mark.parametrize("params, message", [
