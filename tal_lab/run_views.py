@@ -293,7 +293,7 @@ class RunExplorer:
                                   # a chosen class absent from these videos leaves their lanes empty
                                   classes=[c for c in labels if c in set(in_videos)] if s["classes"] else None,
                                   title=f"{self.run.name}: score >= {s['score_threshold']:g}, tIoU {s['tiou']:g}",
-                                  view=tuple(s["view"]))
+                                  view=s["view"])
         result = mean_average_precision(gt, preds[["video-id", "t-start", "t-end", "label", "score"]], [s["tiou"]],
                                         labels=labels)
         names = [self.names.get(int(label), str(label)) for label in result.labels]
@@ -324,20 +324,21 @@ class RunExplorer:
         classes = w.SelectMultiple(options=sorted(self.names.values()), value=tuple(self.state["classes"]), rows=6,
                                    description="classes", layout=w.Layout(width="auto", min_width="14em"))
         out = w.Output()
-        held = {"on": False}
+        holding = False  # set while a run change resets the video list: one redraw after it
 
         def on_run(change: Mapping[str, Any]) -> None:
-            held["on"] = True
+            nonlocal holding
+            holding = True
             try:
                 self._load(change["new"])
                 videos.options = self.video_ids
                 videos.value = tuple(self.default_videos())
             finally:
-                held["on"] = False
+                holding = False
             on_change()
 
         def on_change(_: Any = None) -> None:
-            if held["on"]:
+            if holding:
                 return
             self.state.update(videos=list(videos.value) or self.default_videos(), score_threshold=score.value,
                               tiou=tiou.value, classes=list(classes.value), view=tuple(view.value))

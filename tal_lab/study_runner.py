@@ -144,7 +144,8 @@ def _train_all(ctx: _Context, jobs: int, outcome: StudyOutcome) -> None:
     running: dict[Future, RunSpec] = {}
     started: dict[tuple, float] = {}
     run_seconds: list[float] = []
-    total = len(plan.runs) + (len(TABLE4_HEADS) * len(plan.seeds) if table4_waiting else 0)
+    table4_runs = len(TABLE4_HEADS) * len(plan.seeds)  # planned once Table I is settled
+    total = len(plan.runs) + (table4_runs if table4_waiting else 0)
     count = 0
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         while pending or running:
@@ -180,7 +181,7 @@ def _train_all(ctx: _Context, jobs: int, outcome: StudyOutcome) -> None:
                     else:
                         outcome.failed[name] = notebook_error(err)
                         ctx.log(f"  {name}: FAILED after {seconds / 60:.1f} min: {outcome.failed[name]}")
-                    queued = len(pending) + (len(TABLE4_HEADS) * len(plan.seeds) if table4_waiting else 0)
+                    queued = len(pending) + (table4_runs if table4_waiting else 0)
                     ctx.log(status_line(len(outcome.trained) + len(outcome.skipped), len(running),
                                         len(outcome.failed), queued, run_seconds, jobs))
             if table4_waiting and table1_keys <= settled:

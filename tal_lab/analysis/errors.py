@@ -32,7 +32,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from tal_lab.analysis.figure import new_figure
-
 from tal_lab.metrics import Matching, candidate_pairs, interpolated_average_precision, match_predictions
 
 __all__ = [

@@ -185,7 +185,7 @@ def _data_sentence(runs: pd.DataFrame) -> str:
     if _is_synthetic(runs):
         return (text + ". These are SYNTHETIC-data numbers, not THUMOS14 results: the paper columns are "
                 "THUMOS14, shown for orientation only (no difference is taken across datasets).")
-    if not runs.empty and ("dataset" not in runs.columns or not (runs["dataset"] == "thumos").all()):
+    if not runs.empty and not _same_data_as_paper(runs):
         return text + (". The paper columns are THUMOS14, a different dataset, shown for orientation only (no "
                        "difference is taken across datasets).")
     return text + "."
@@ -332,11 +332,12 @@ def _rows(pool: pd.DataFrame, specs: Sequence[RowSpec], metrics: Sequence[str], 
           seq_len: int) -> tuple[pd.DataFrame, list[str]]:
     notes: list[str] = []
     records = []
+    with_diff = _same_data_as_paper(pool)
     for key, label, filters, ref in specs:
         rows = _match(pool, filters)
         row: dict[str, Any] = {"key": key, "configuration": label, **{k: v for k, v in filters.items()}}
         row.update(_stats(rows, metrics))
-        _add_paper(row, metrics, ref, with_diff=_same_data_as_paper(pool))
+        _add_paper(row, metrics, ref, with_diff)
         if rows.empty:
             notes.append(f"No finished run for {label}.")
         if complexity:
@@ -428,9 +429,10 @@ def table_epochs(runs: pd.DataFrame, epoch_evals: pd.DataFrame | None = None, *,
                "come on top, as in ActionFormer)")
     wanted = sorted(set(epochs) if epochs is not None else set(paper.TABLE2) | set(groups))
     records = []
+    with_diff = _same_data_as_paper(used)
     for ep in wanted:
         row: dict[str, Any] = {"epoch": ep, **_stats(groups.get(ep, used.iloc[:0]), paper.MAP_COLUMNS)}
-        _add_paper(row, paper.MAP_COLUMNS, paper.TABLE2.get(ep), with_diff=_same_data_as_paper(used))
+        _add_paper(row, paper.MAP_COLUMNS, paper.TABLE2.get(ep), with_diff)
         row["paper note"] = paper.TABLE2_NOTES.get(ep, "")
         records.append(row)
     frame = pd.DataFrame(records).drop(columns=["_paths", "sec_per_epoch", "params"])
@@ -467,10 +469,11 @@ def table_loss_weight(runs: pd.DataFrame, *, configuration: str = "original",
     wanted = sorted({float(w) for w in loss_weights} | set(found))
     metrics = paper.TABLE3_COLUMNS
     records = []
+    with_diff = _same_data_as_paper(pool)
     for w in wanted:
         rows = _match(pool, {"loss_weight": w}) if not pool.empty else pool
         row: dict[str, Any] = {"loss_weight": w, **_stats(rows, metrics)}
-        _add_paper(row, metrics, paper.TABLE3.get(w), with_diff=_same_data_as_paper(pool))
+        _add_paper(row, metrics, paper.TABLE3.get(w), with_diff)
         if rows.empty:
             notes.append(f"No finished run with λ_reg {w:g}.")
         records.append(row)
