@@ -24,9 +24,9 @@ import pandas as pd
 import torch
 
 from tal_lab.analysis import complexity as cx
-from tal_lab.analysis import paper_results as paper
+from tal_lab.study import paper_results as paper
 from tal_lab.analysis.features import diversity_metrics, probe_diversity
-from tal_lab.analysis.tables import table_configurations
+from tal_lab.study.tables import table_configurations
 from tal_lab.analysis.timelines import match_detections
 from tal_lab.config import PAPER_CONFIGURATIONS, load_config, paper_configuration
 from tal_lab.models import build_detector

@@ -4,13 +4,13 @@ For each seed: generate the preset (default ``quick``), train the original Actio
 configuration written beside it (``tal_lab.engine.api.train``) and read its average mAP; train
 the same with ``snr 0`` (features are pure noise, independent of the annotations); and compare
 that ``snr 0`` detector with chance-level detections scored exactly the same way
-(``tal_lab.metrics.mean_average_precision``, the same test GT, THUMOS14's tIoU 0.3:0.7), each
+(``tal_lab.evaluation.metrics.mean_average_precision``, the same test GT, THUMOS14's tIoU 0.3:0.7), each
 over ``--draws`` random draws (mean and max: mAP near zero is noisy, a few lucky hits in a rare
 class move it by tenths of a point):
 
 * uniform random: per test video as many detections as the detector makes, uniform labels and
   centres, lengths from all training actions;
-* prior-matched random (``tal_lab.data.baselines``): the same counts, labels from the training
+* prior-matched random (``tal_lab.evaluation.baselines``): the same counts, labels from the training
   class frequencies, each duration from its class's training durations, positions uniform in
   the video, uniform scores: what the training labels teach, nothing about the video; and
   variants with more of the labels' prior: centres drawn from the training actions' relative
@@ -43,10 +43,10 @@ import torch
 
 from tal_lab.config import load_config
 from tal_lab.data import generate_synthetic
-from tal_lab.data.baselines import (LabelPrior, detection_counts, prior_matched_predictions, relocated_predictions,
+from tal_lab.evaluation.baselines import (LabelPrior, detection_counts, prior_matched_predictions, relocated_predictions,
                                     uniform_random_predictions)
 from tal_lab.data.synthetic import FEAT_STRIDE, NUM_FRAMES
-from tal_lab.metrics import mean_average_precision, read_ground_truth_json, read_video_info_json
+from tal_lab.evaluation.metrics import mean_average_precision, read_ground_truth_json, read_video_info_json
 
 # Independent random streams of the baselines' draws (np.random.default_rng([seed, stream, draw])).
 STREAM_UNIFORM, STREAM_PRIOR, STREAM_RELOCATED, STREAM_NOISE, STREAM_POSITIONS, STREAM_TUNED, STREAM_ALL = range(7)

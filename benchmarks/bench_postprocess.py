@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from tal_lab.postprocess import batched_nms, postprocess_video
+from tal_lab.ops.decode import batched_nms, postprocess_video
 
 THUMOS_TEST_CFG = {
     "pre_nms_thresh": 0.001, "pre_nms_topk": 2000, "iou_threshold": 0.1, "min_score": 0.001,

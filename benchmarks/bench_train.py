@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from tal_lab.config import PAPER_CONFIGURATIONS, load_config, paper_configuration
-from tal_lab.data.published import published_config
+from tal_lab.config.published import published_config
 from tal_lab.engine.ema import ModelEMA
 from tal_lab.engine.optim import build_optimizer, build_scheduler
 from tal_lab.engine.trainer import training_step

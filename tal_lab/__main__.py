@@ -1,8 +1,8 @@
-"""``python -m tal_lab``: the ``tal-lab`` command line (see ``tal_lab.cli``)."""
+"""``python -m tal_lab``: the ``tal-lab`` command line (see ``tal_lab.cli.main``)."""
 
 import sys
 
-from tal_lab.cli import main
+from tal_lab.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

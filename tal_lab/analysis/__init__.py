@@ -10,11 +10,10 @@ See docs/analysis.md for a tour.
   pairwise cosine, effective rank, rank-collapse ratio, cosine to the temporal mean) and their
   figures; ``probe_run`` probes a run's checkpoints.
 * :mod:`~tal_lab.analysis.complexity`: parameters and GFLOPs per video, cached per config.
-* :mod:`~tal_lab.analysis.tables` / :mod:`~tal_lab.analysis.study_table` /
-  :mod:`~tal_lab.analysis.paper_results` / :mod:`~tal_lab.analysis.significance`: Tables I-IV
-  from the run store beside the paper's numbers, exported to CSV / Markdown / LaTeX.
-* :mod:`~tal_lab.analysis.errors` (error diagnosis) and :mod:`~tal_lab.analysis.bootstrap`
-  (bootstrap intervals of mAP) are imported from their modules.
+* :mod:`~tal_lab.analysis.study_table`: a table with captions and its CSV / Markdown / LaTeX export
+  (Tables I-IV themselves are assembled in :mod:`tal_lab.study.tables`).
+* :mod:`~tal_lab.analysis.run_views`: a run's curves, per-class AP and the interactive explorer.
+* :mod:`~tal_lab.analysis.errors`: error diagnosis (imported from its module).
 """
 
 from tal_lab.analysis.complexity import Complexity, detector_complexity, model_complexity
@@ -37,15 +36,7 @@ from tal_lab.analysis.features import (
     rank_collapse_ratio,
 )
 from tal_lab.analysis.run_models import load_run_detector, probe_run, run_checkpoints
-from tal_lab.analysis.significance import paired_significance
 from tal_lab.analysis.study_table import StudyTable
-from tal_lab.analysis.tables import (
-    study_tables,
-    table_configurations,
-    table_epochs,
-    table_heads,
-    table_loss_weight,
-)
 from tal_lab.analysis.timelines import TimelineMatch, match_detections, plot_timelines
 
 __all__ = [
@@ -55,8 +46,6 @@ __all__ = [
     "DiversityResult", "capture_features", "cosine_to_mean", "diversity_metrics", "effective_rank",
     "extract_features", "mean_pairwise_cosine", "probe_diversity", "rank_collapse_ratio",
     "load_run_detector", "probe_run", "run_checkpoints",
-    "paired_significance",
     "StudyTable",
-    "study_tables", "table_configurations", "table_epochs", "table_heads", "table_loss_weight",
     "TimelineMatch", "match_detections", "plot_timelines",
 ]

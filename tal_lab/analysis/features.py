@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from tal_lab.structures import pad_batch, padded_length
+from tal_lab.core.structures import pad_batch, padded_length
 
 __all__ = [
     "FeatureMap",

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 __all__ = ["NOTEBOOK_DPI", "NotebookFigure", "new_figure"]
 
-# Screen resolution of the inline image; files written by tal_lab.reports use their own dpi.
+# Screen resolution of the inline image; files written by tal_lab.study.reports use their own dpi.
 NOTEBOOK_DPI = 100
 
 

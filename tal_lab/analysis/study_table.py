@@ -17,7 +17,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from tal_lab.runs import write_text_atomic
+from tal_lab.core.atomic_io import write_text_atomic
 
 __all__ = ["StudyTable", "EXPORT_FORMATS", "format_number", "format_mean_std", "format_diff", "latex_escape"]
 

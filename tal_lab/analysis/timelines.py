@@ -5,7 +5,7 @@ predictions ``video-id, t-start, t-end, label, score``; times in seconds, labels
 annotations (integer ids or names). Ground truth may come from either split.
 
 Matching is the mAP protocol's (ActivityNet / THUMOS14 evaluator, through
-:func:`tal_lab.metrics.match_predictions`) at one tIoU threshold: predictions of a (video,
+:func:`tal_lab.evaluation.metrics.match_predictions`) at one tIoU threshold: predictions of a (video,
 label) are taken by decreasing score (ties in row order) and each one matches the free
 ground-truth instance of that video and label with the highest tIoU, if that tIoU reaches the
 threshold (a miss is strictly below it); otherwise it is a false positive. Ground truth left
@@ -84,7 +84,7 @@ def match_detections(gt: pd.DataFrame, preds: pd.DataFrame, *, tiou: float = 0.5
                      score_threshold: float = 0.0) -> TimelineMatch:
     """Label every prediction (score >= ``score_threshold``) and ground-truth instance.
 
-    The matching is :func:`tal_lab.metrics.match_predictions` at the single threshold
+    The matching is :func:`tal_lab.evaluation.metrics.match_predictions` at the single threshold
     ``tiou``, so a prediction counts as matched exactly when the mAP protocol counts it as a
     true positive (given the same predictions).
 
@@ -92,7 +92,7 @@ def match_detections(gt: pd.DataFrame, preds: pd.DataFrame, *, tiou: float = 0.5
         ValueError: missing columns, a threshold outside (0, 1], labels of mixed kinds, or a
             ground-truth segment that is not longer than zero.
     """
-    from tal_lab.metrics import match_predictions
+    from tal_lab.evaluation.metrics import match_predictions
 
     _check_columns(gt, GT_COLUMNS, "ground-truth")
     _check_columns(preds, PRED_COLUMNS, "prediction")

@@ -8,7 +8,7 @@ Each item is the video dict ActionFormer's detector consumes::
 
 with the same conversions as ActionFormer's datasets: ``downsample_rate`` keeps every k-th
 feature and multiplies the stride; seconds become grid steps with
-:func:`tal_lab.structures.sec_to_grid` (the half-window offset); in training, videos are
+:func:`tal_lab.core.structures.sec_to_grid` (the half-window offset); in training, videos are
 truncated to ``max_seq_len`` (:func:`~tal_lab.data.transforms.truncate_video`). Loading is
 lazy: the dataset holds the parsed annotations, and each ``__getitem__`` reads one feature file.
 
@@ -32,7 +32,7 @@ from tal_lab.data.annotations import VideoRecord, load_database, parse_annotatio
 from tal_lab.data.errors import DataError, DataFileNotFoundError, Problem, format_problems, raise_errors
 from tal_lab.data.features import channels_first, feature_path, read_features
 from tal_lab.data.transforms import drop_segments_past_features, resize_features, truncate_video
-from tal_lab.structures import sec_to_grid
+from tal_lab.core.structures import sec_to_grid
 
 __all__ = [
     "ActionFormerDataset",

@@ -3,7 +3,7 @@
 ActionFormer batches trivially: the DataLoader returns the list of video dicts and the model
 pads it. :func:`collate_videos` is that collator (with a check that catches a dataset
 returning something else); :func:`pad_videos` is the padding step the detector runs, written
-with :func:`tal_lab.structures.padded_length` / :func:`~tal_lab.structures.pad_batch`:
+with :func:`tal_lab.core.structures.padded_length` / :func:`~tal_lab.core.structures.pad_batch`:
 training batches are padded to ``max_seq_len``, evaluation batches to ``max_seq_len`` or the
 next multiple of the pyramid's divisor (``tal_lab.config.max_div_factor``).
 """
@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 from torch import Tensor
 
 from tal_lab.config import max_div_factor
-from tal_lab.structures import pad_batch, padded_length
+from tal_lab.core.structures import pad_batch, padded_length
 
 __all__ = ["VIDEO_KEYS", "collate_videos", "pad_videos"]
 

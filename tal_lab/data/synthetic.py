@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from tal_lab.config import dump_config, load_config
-from tal_lab.data.published import THUMOS_I3D, published_config
+from tal_lab.config.published import THUMOS_I3D, published_config
 from tal_lab.data.synthetic_layout import Event, VideoLayout, sample_layout, sample_video_rows
 from tal_lab.data.synthetic_spec import (SyntheticKnobs, SyntheticPreset, get_preset, knobs_from_mapping,
                                          load_thumos14_stats)

@@ -24,14 +24,14 @@ from torch import nn
 
 from tal_lab.config import dump_config, load_config
 from tal_lab.engine import components
-from tal_lab.engine.checkpointing import load_training_checkpoint
+from tal_lab.engine.checkpoints.training_state import load_training_checkpoint
 from tal_lab.engine.distributed import (
     DistContext, broadcast_object, init_distributed, resolve_device, shutdown_distributed)
 from tal_lab.engine.evaluator import EvalResult, run_inference
 from tal_lab.engine.optim import total_epochs
 from tal_lab.engine.trainer import Trainer, evaluate_detector
-from tal_lab.runs import (
-    DEFAULT_RUN_STORE, RUN_FILES, dataset_identity, default_run_name, write_csv_atomic, write_json_atomic)
+from tal_lab.core.atomic_io import write_csv_atomic, write_json_atomic
+from tal_lab.runs import DEFAULT_RUN_STORE, RUN_FILES, dataset_identity, default_run_name
 
 __all__ = ["train", "evaluate", "detect", "load_weights", "git_commit"]
 
@@ -219,7 +219,7 @@ def load_weights(detector: nn.Module, checkpoint: str | Path, weights: str = "em
     if key not in state:
         raise ValueError(f"{checkpoint} has no {key} (EMA was off in that run?); use weights='model'")
     try:
-        from tal_lab.checkpoint import load_checkpoint
+        from tal_lab.engine.checkpoints.official import load_checkpoint
     except ImportError:
         load_checkpoint = None
     if load_checkpoint is not None:
@@ -359,7 +359,7 @@ def _class_names(cfg: Mapping[str, Any]) -> list[str] | None:
     if not json_file or not Path(str(json_file)).is_file():
         return None
     try:
-        from tal_lab.metrics import read_class_names
+        from tal_lab.evaluation.metrics import read_class_names
 
         return read_class_names(json_file)
     except (ValueError, KeyError):

@@ -4,7 +4,7 @@ As ActionFormer's ``valid_one_epoch`` + ``ANETdetection``: the detector in eval 
 per video, segments in seconds, scores and labels; all of them form one predictions frame
 (``video-id, t-start, t-end, label, score``), optionally fused with external video-level
 classification scores (:func:`fuse_external_scores`, ActionFormer's ActivityNet recipe), then
-scored by :func:`tal_lab.metrics.mean_average_precision` against the ground truth the official
+scored by :func:`tal_lab.evaluation.metrics.mean_average_precision` against the ground truth the official
 evaluator reads from the annotation JSON.
 """
 
@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tal_lab.metrics import detections_to_frame, mean_average_precision, read_ground_truth_json
+from tal_lab.evaluation.metrics import detections_to_frame, mean_average_precision, read_ground_truth_json
 
 __all__ = [
     "PRED_COLUMNS",
@@ -117,7 +117,7 @@ def ground_truth_for(cfg: Mapping[str, Any], dataset: Any) -> pd.DataFrame:
 
     From the annotation JSON (``dataset.json_file`` or ``dataset.json_file`` of the config)
     and every subset of ``val_split``, with the evaluator's duplicate filter
-    (:func:`tal_lab.metrics.read_ground_truth_json`); datasets without a JSON file provide
+    (:func:`tal_lab.evaluation.metrics.read_ground_truth_json`); datasets without a JSON file provide
     ``ground_truth_frame()``.
     """
     json_file = getattr(dataset, "json_file", None) or cfg["dataset"].get("json_file")

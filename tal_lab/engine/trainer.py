@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from tal_lab.engine import components
-from tal_lab.engine.checkpointing import (
+from tal_lab.engine.checkpoints.training_state import (
     atomic_torch_save, capture_rng_state, load_training_checkpoint, restore_rng_state)
 from tal_lab.engine.distributed import DistContext, barrier, unwrap, wrap_ddp
 from tal_lab.engine.ema import ModelEMA
@@ -38,7 +38,8 @@ from tal_lab.engine.evaluator import (
     fuse_external_scores, load_external_scores)
 from tal_lab.engine.optim import build_optimizer, build_scheduler, current_lr, total_epochs
 from tal_lab.engine.progress import format_epoch_line, progress_mode
-from tal_lab.runs import RUN_FILES, append_jsonl, read_jsonl, rewrite_jsonl, write_csv_atomic, write_json_atomic
+from tal_lab.core.atomic_io import append_jsonl, read_jsonl, rewrite_jsonl, write_csv_atomic, write_json_atomic
+from tal_lab.runs import RUN_FILES
 
 __all__ = ["NonFiniteLossError", "Trainer", "training_step", "evaluate_detector", "forked_rng"]
 

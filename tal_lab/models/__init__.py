@@ -10,14 +10,13 @@ registers the built-in ones: backbones ``convTransformer``, ``conv``, ``sgp``, `
 necks ``identity``, ``fpn``; heads ``actionformer``, ``trident``, ``decoupled``.
 """
 
-from . import backbones, necks, heads  # noqa: F401  (importing registers the built-in parts)
-from . import maxpool, trident, decoupled  # noqa: F401
-from .backbones import ConvBackbone, ConvTransformerBackbone, PyramidBackbone, SGPBackbone
-from .detector import Detector, build_detector
-from .heads import ActionFormerHead, ClsHead, DenseHead, RegHead
-from .necks import FPNNeck, IdentityNeck
-from .points import PointGenerator
-from .registry import BACKBONES, HEADS, NECKS, register_backbone, register_head, register_neck
+from tal_lab.models import backbones, heads, necks  # noqa: F401  (importing registers the built-in parts)
+from tal_lab.models.backbones import ConvBackbone, ConvTransformerBackbone, PyramidBackbone, SGPBackbone
+from tal_lab.models.detector import Detector, build_detector
+from tal_lab.models.heads import ActionFormerHead, ClsHead, DenseHead, RegHead
+from tal_lab.models.necks import FPNNeck, IdentityNeck
+from tal_lab.models.points import PointGenerator
+from tal_lab.models.registry import BACKBONES, HEADS, NECKS, register_backbone, register_head, register_neck
 
 __all__ = [
     "build_detector",

@@ -20,12 +20,12 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..config import max_div_factor
-from ..losses import LossNormalizer
-from ..structures import pad_batch, padded_length
-from .heads import DenseHead
-from .points import PointGenerator
-from .registry import BACKBONES, HEADS, NECKS
+from tal_lab.config import max_div_factor
+from tal_lab.ops.losses import LossNormalizer
+from tal_lab.core.structures import pad_batch, padded_length
+from tal_lab.models.heads.actionformer import DenseHead
+from tal_lab.models.points import PointGenerator
+from tal_lab.models.registry import BACKBONES, HEADS, NECKS
 
 __all__ = ["Detector", "build_detector", "LOSS_NORMALIZER_MOMENTUM", "EVAL_PADDINGS"]
 

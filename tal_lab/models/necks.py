@@ -13,8 +13,8 @@ from typing import Any, Mapping, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .blocks import LayerNorm, MaskedConv1D
-from .registry import register_neck
+from tal_lab.models.layers.blocks import LayerNorm, MaskedConv1D
+from tal_lab.models.registry import register_neck
 
 __all__ = ["IdentityNeck", "FPNNeck"]
 

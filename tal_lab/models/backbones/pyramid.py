@@ -1,0 +1,280 @@
+"""Backbones: a conv embedding, a stem at full resolution, and a strided branch (the pyramid).
+
+All three share ActionFormer's layout, ``arch = (#embedding convs, #stem blocks, #branch
+blocks)``: level 0 is the stem output (stride 1), level l >= 1 the output of branch block l
+(stride ``scale_factor ** l``), so (2, 2, 5) gives 6 levels.
+
+Calling a backbone::
+
+    feats, masks = backbone(x, mask)   # x (B, C_in, T), mask (B, 1, T) bool, True = valid
+    # feats[l]: (B, embd_dim, T / s**l); masks[l]: (B, 1, T / s**l) bool, masks[l] = mask[..., ::s**l]
+
+T must be divisible by ``scale_factor ** arch[2]``. Constructor arguments use the reference's
+names (``n_in``, ``n_embd``, ``mha_win_size``, ``sgp_win_size``, ...) so that a reference's
+kwargs build the same module; builders registered here map ``cfg['model']`` onto them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tal_lab.models.layers.blocks import ConvBlock, LayerNorm, MaskedConv1D, SGPBlock, TransformerBlock, sinusoid_encoding
+from tal_lab.models.registry import register_backbone
+
+__all__ = [
+    "PyramidBackbone",
+    "ConvTransformerBackbone",
+    "ConvBackbone",
+    "SGPBackbone",
+    "window_sizes",
+]
+
+
+def _zero_bias(module: nn.Module) -> None:
+    """The references set every Conv1d / Linear bias of a backbone to 0 after construction."""
+    if isinstance(module, (nn.Conv1d, nn.Linear)) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+class PyramidBackbone(nn.Module):
+    """Shared part of the backbones: embedding convs, optional absolute PE, stem, branch.
+
+    Subclasses fill ``self.stem`` (stride-1 blocks) and ``self.branch`` (strided blocks); each
+    block maps ``(x, mask) -> (x, mask)``.
+
+    Attributes:
+        num_levels: pyramid levels (``arch[2] + 1``).
+        strides: stride of each level in input steps.
+        out_channels: channels of each level.
+        padding_invariant: True when outputs at valid steps do not depend on how much padding
+            follows them, as long as every level keeps at least one padded step (padded steps
+            hold LayerNorm biases that the next conv reads at the last valid step, and the
+            strided max-pool reads a padded 0 there); lets inference pad less. False for SGP
+            (GroupNorm statistics and the mean over time include every padded step).
+    """
+
+    padding_invariant: bool = True
+
+    def __init__(
+        self,
+        n_in: int,
+        n_embd: int,
+        n_embd_ks: int,
+        arch: Sequence[int],
+        scale_factor: int,
+        with_ln: bool,
+        max_len: int,
+        use_abs_pe: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(arch) != 3:
+            raise ValueError(f"backbone arch must be (#embedding convs, #stem, #branch), got {arch!r}")
+        self.n_in = n_in
+        self.arch = tuple(int(a) for a in arch)
+        self.scale_factor = scale_factor
+        self.max_len = max_len
+        self.use_abs_pe = use_abs_pe
+        self.num_levels = self.arch[2] + 1
+        self.strides = [scale_factor ** level for level in range(self.num_levels)]
+        self.out_channels = [n_embd] * self.num_levels
+        self.embd = nn.ModuleList()
+        self.embd_norm = nn.ModuleList()
+        for idx in range(self.arch[0]):
+            # with LayerNorm after it, a conv bias would be redundant (reference: bias=not with_ln)
+            self.embd.append(MaskedConv1D(n_in if idx == 0 else n_embd, n_embd, n_embd_ks, bias=not with_ln))
+            self.embd_norm.append(LayerNorm(n_embd) if with_ln else nn.Identity())
+        if use_abs_pe:
+            # scaled by 1/sqrt(C) as in the reference; a buffer, not in the state dict
+            self.register_buffer("pos_embd", sinusoid_encoding(max_len, n_embd) / n_embd ** 0.5,
+                                 persistent=False)
+        self.stem = nn.ModuleList()
+        self.branch = nn.ModuleList()
+
+    def check_inputs(self, x: Tensor, mask: Tensor) -> None:
+        """Raise ValueError for inputs the pyramid cannot take (names the problem)."""
+        if x.dim() != 3:
+            raise ValueError(f"backbone input must be features (B, C, T), got shape {tuple(x.shape)}")
+        if x.shape[1] != self.n_in:
+            raise ValueError(f"backbone expects {self.n_in} input channels (model.input_dim), got {x.shape[1]}")
+        if mask.dtype != torch.bool:
+            raise ValueError(f"mask must be a bool tensor (True = valid step), got dtype {mask.dtype}")
+        if mask.shape != (x.shape[0], 1, x.shape[2]):
+            raise ValueError(f"mask must have shape (B, 1, T) = {(x.shape[0], 1, x.shape[2])}, "
+                             f"got {tuple(mask.shape)}")
+        top = self.strides[-1]
+        if x.shape[2] % top != 0:
+            raise ValueError(f"sequence length {x.shape[2]} is not divisible by the top pyramid stride {top}")
+
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        self.check_inputs(x, mask)
+        length = x.shape[-1]
+        for conv, norm in zip(self.embd, self.embd_norm):
+            x, mask = conv(x, mask)
+            x = torch.relu(norm(x))
+        if self.use_abs_pe:
+            pe = self.pos_embd.to(x.dtype)
+            if self.training and length > self.max_len:
+                raise ValueError(f"sequence length {length} exceeds max_seq_len {self.max_len} "
+                                 "(absolute position embedding, training)")
+            if not self.training and length >= self.max_len:
+                # the reference stretches the table to over-length inference inputs
+                pe = F.interpolate(pe, length, mode="linear", align_corners=False)
+            x = x + pe[:, :, :length] * mask.to(x.dtype)
+        for block in self.stem:
+            x, mask = block(x, mask)
+        feats, masks = [x], [mask]
+        for block in self.branch:
+            x, mask = block(x, mask)
+            feats.append(x)
+            masks.append(mask)
+        return feats, masks
+
+
+class ConvTransformerBackbone(PyramidBackbone):
+    """ActionFormer's backbone: conv embedding, transformer stem, strided transformer branch.
+
+    ``mha_win_size`` holds one local-attention window per level (<= 1: global attention).
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_embd: int,
+        n_head: int,
+        n_embd_ks: int,
+        max_len: int,
+        arch: Sequence[int] = (2, 2, 5),
+        mha_win_size: Sequence[int] = (-1,) * 6,
+        scale_factor: int = 2,
+        with_ln: bool = False,
+        attn_pdrop: float = 0.0,
+        proj_pdrop: float = 0.0,
+        path_pdrop: float = 0.0,
+        use_abs_pe: bool = False,
+        use_rel_pe: bool = False,
+    ) -> None:
+        super().__init__(n_in, n_embd, n_embd_ks, arch, scale_factor, with_ln, max_len, use_abs_pe)
+        if len(mha_win_size) != self.num_levels:
+            raise ValueError(f"mha_win_size needs one window per level ({self.num_levels}), got {mha_win_size!r}")
+        self.mha_win_size = list(mha_win_size)
+        common = dict(attn_pdrop=attn_pdrop, proj_pdrop=proj_pdrop, path_pdrop=path_pdrop, use_rel_pe=use_rel_pe)
+        for _ in range(self.arch[1]):
+            self.stem.append(TransformerBlock(n_embd, n_head, 1, self.mha_win_size[0], **common))
+        for idx in range(self.arch[2]):
+            self.branch.append(TransformerBlock(n_embd, n_head, scale_factor, self.mha_win_size[1 + idx], **common))
+        self.apply(_zero_bias)
+
+
+class ConvBackbone(PyramidBackbone):
+    """ActionFormer's conv backbone: conv embedding, ResNet-style conv blocks (no drop path)."""
+
+    def __init__(
+        self,
+        n_in: int,
+        n_embd: int,
+        n_embd_ks: int,
+        arch: Sequence[int] = (2, 2, 5),
+        scale_factor: int = 2,
+        with_ln: bool = False,
+        max_len: int = 2304,
+    ) -> None:
+        super().__init__(n_in, n_embd, n_embd_ks, arch, scale_factor, with_ln, max_len)
+        for _ in range(self.arch[1]):
+            self.stem.append(ConvBlock(n_embd, 3, 1))
+        for _ in range(self.arch[2]):
+            self.branch.append(ConvBlock(n_embd, 3, scale_factor))
+        self.apply(_zero_bias)
+
+
+class SGPBackbone(PyramidBackbone):
+    """TriDet's SGP backbone (state dict = a TriDet checkpoint's ``backbone.*`` entries).
+
+    Stem blocks always use kernel 1 and no drop path (as TriDet builds them); branch block l
+    uses ``sgp_win_size[l]``. ``mixture`` selects TriDet's SGP ('tridet') or the paper's
+    softmax mixture ('softmax', see :class:`SGPBlock`).
+    """
+
+    padding_invariant = False
+
+    def __init__(
+        self,
+        n_in: int,
+        n_embd: int,
+        sgp_mlp_dim: int,
+        n_embd_ks: int,
+        max_len: int,
+        arch: Sequence[int] = (2, 2, 5),
+        scale_factor: int = 2,
+        with_ln: bool = False,
+        path_pdrop: float = 0.0,
+        downsample_type: str = "max",
+        sgp_win_size: Sequence[int] = (-1,) * 6,
+        k: float = 1.5,
+        init_conv_vars: float = 1.0,
+        use_abs_pe: bool = False,
+        mixture: str = "tridet",
+    ) -> None:
+        super().__init__(n_in, n_embd, n_embd_ks, arch, scale_factor, with_ln, max_len, use_abs_pe)
+        if len(sgp_win_size) != self.num_levels:
+            raise ValueError(f"sgp_win_size needs one kernel per level ({self.num_levels}), got {sgp_win_size!r}")
+        if n_embd % 16 != 0:
+            raise ValueError(f"the SGP GroupNorm uses 16 groups: embd_dim {n_embd} is not a multiple of 16")
+        common = dict(k=k, n_hidden=sgp_mlp_dim, init_conv_vars=init_conv_vars, mixture=mixture)
+        for _ in range(self.arch[1]):
+            self.stem.append(SGPBlock(n_embd, 1, 1, **common))
+        for idx in range(self.arch[2]):
+            self.branch.append(SGPBlock(n_embd, sgp_win_size[1 + idx], scale_factor, path_pdrop=path_pdrop,
+                                        downsample_type=downsample_type, **common))
+        self.apply(_zero_bias)
+
+
+def window_sizes(model_cfg: Mapping[str, Any], key: str = "n_mha_win_size") -> list[int]:
+    """One window per pyramid level from an int or a per-level list (``n_mha_win_size``)."""
+    num_levels = int(model_cfg["backbone_arch"][-1]) + 1
+    win = model_cfg[key]
+    if isinstance(win, (list, tuple)):
+        if len(win) != num_levels:
+            raise ValueError(f"model.{key} must hold one value per level ({num_levels}), got {win!r}")
+        return [int(w) for w in win]
+    return [int(win)] * num_levels
+
+
+@register_backbone("convTransformer")
+def build_conv_transformer(model: Mapping[str, Any]) -> ConvTransformerBackbone:
+    """ActionFormer's convTransformer from ``cfg['model']`` (dropout / droppath from train_cfg)."""
+    train = model["train_cfg"]
+    return ConvTransformerBackbone(
+        n_in=model["input_dim"], n_embd=model["embd_dim"], n_head=model["n_head"],
+        n_embd_ks=model["embd_kernel_size"], max_len=model["max_seq_len"], arch=model["backbone_arch"],
+        mha_win_size=window_sizes(model), scale_factor=model["scale_factor"], with_ln=model["embd_with_ln"],
+        attn_pdrop=0.0, proj_pdrop=train["dropout"], path_pdrop=train["droppath"],
+        use_abs_pe=model["use_abs_pe"], use_rel_pe=model["use_rel_pe"],
+    )
+
+
+@register_backbone("conv")
+def build_conv(model: Mapping[str, Any]) -> ConvBackbone:
+    """ActionFormer's conv backbone from ``cfg['model']``."""
+    return ConvBackbone(
+        n_in=model["input_dim"], n_embd=model["embd_dim"], n_embd_ks=model["embd_kernel_size"],
+        arch=model["backbone_arch"], scale_factor=model["scale_factor"], with_ln=model["embd_with_ln"],
+        max_len=model["max_seq_len"],
+    )
+
+
+@register_backbone("sgp")
+def build_sgp(model: Mapping[str, Any]) -> SGPBackbone:
+    """TriDet's SGP backbone from ``cfg['model']`` (TriDet's keys: n_sgp_win_size, k, ...)."""
+    return SGPBackbone(
+        n_in=model["input_dim"], n_embd=model["embd_dim"], sgp_mlp_dim=model["sgp_mlp_dim"],
+        n_embd_ks=model["embd_kernel_size"], max_len=model["max_seq_len"], arch=model["backbone_arch"],
+        scale_factor=model["scale_factor"], with_ln=model["embd_with_ln"],
+        path_pdrop=model["train_cfg"]["droppath"], downsample_type=model["downsample_type"],
+        sgp_win_size=window_sizes(model, "n_sgp_win_size"), k=model["k"],
+        init_conv_vars=model["init_conv_vars"], use_abs_pe=model["use_abs_pe"],
+        mixture=model["sgp_mixture"],
+    )

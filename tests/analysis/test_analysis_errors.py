@@ -1,0 +1,152 @@
+"""tal_lab.analysis.errors: DETAD false-positive, sensitivity and false-negative analyses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from tal_lab.analysis.errors import (
+    FP_CATEGORIES,
+    false_negative_analysis,
+    false_positive_analysis,
+    gt_characteristics,
+    normalized_average_precision,
+    plot_false_negatives,
+    plot_false_positive_profile,
+    plot_sensitivity,
+    sensitivity_analysis,
+)
+from tal_lab.evaluation.metrics import mean_average_precision, read_predictions, read_video_info_json
+
+
+def _frame(rows: list[tuple], score: bool = True) -> pd.DataFrame:
+    columns = ["video-id", "t-start", "t-end", "label"] + (["score"] if score else [])
+    return pd.DataFrame(rows, columns=columns)
+
+
+GT = _frame([("v1", 0, 10, 0), ("v1", 20, 30, 1), ("v2", 0, 10, 0)], score=False)
+# One prediction per outcome at alpha = 0.5 (tIoU of [0, 3] with [0, 10] is 0.3).
+PREDS = _frame([
+    ("v1", 20, 30, 1, 0.95),  # true positive (class 1)
+    ("v1", 0, 10, 0, 0.90),  # true positive (class 0)
+    ("v1", 0, 10, 0, 0.80),  # double detection: its GT is already taken
+    ("v1", 20, 30, 0, 0.70),  # wrong label: tIoU 1 with a class-1 GT
+    ("v2", 0, 3, 0, 0.60),  # localization: tIoU 0.3, right label
+    ("v1", 0, 3, 1, 0.50),  # confusion: tIoU 0.3 with a class-0 GT
+    ("v1", 50, 60, 0, 0.40),  # background: no overlap
+    ("v9", 0, 5, 1, 0.99),  # background: a video without GT, ranked first in class 1
+])
+EXPECTED = ["true_positive", "true_positive", "double_detection", "wrong_label", "localization", "confusion",
+            "background", "background"]
+
+
+def test_every_false_positive_category_on_a_hand_built_case() -> None:
+    analysis = false_positive_analysis(GT, PREDS, 0.5)
+    assert analysis.predictions["category"].tolist() == EXPECTED
+    assert analysis.counts.to_dict() == {"double_detection": 1, "wrong_label": 1, "localization": 1,
+                                         "confusion": 1, "background": 2}
+    assert analysis.counts.sum() == (analysis.predictions["category"] != "true_positive").sum()
+    np.testing.assert_allclose(analysis.profile.sum(axis=1), 1.0)
+    assert list(analysis.profile.columns) == ["true_positive", *FP_CATEGORIES]
+    # removing false positives can only raise precision
+    assert (analysis.map_n_gain >= 0).all() and analysis.map_n_gain["background"] > 0
+
+
+def test_limit_factor_keeps_the_top_g_per_class_and_blocks_follow_rank() -> None:
+    analysis = false_positive_analysis(GT, PREDS, 0.5, limit_factor=1)
+    # class 0 has 2 GT, class 1 has 1: the top 2 and top 1 predictions of each
+    assert analysis.predictions["score"].tolist() == [0.90, 0.80, 0.99]
+    full = false_positive_analysis(GT, PREDS, 0.5)
+    assert full.predictions.set_index("score")["rank_block"].to_dict() == {
+        0.99: 1, 0.95: 2, 0.90: 1, 0.80: 1, 0.70: 2, 0.60: 2, 0.50: 3, 0.40: 3}
+    with pytest.raises(ValueError, match="min_tiou"):
+        false_positive_analysis(GT, PREDS, 0.5, min_tiou=0.6)
+
+
+def test_categories_sum_to_false_positives_on_random_data() -> None:
+    rng = np.random.default_rng(0)
+    starts = rng.uniform(0, 100, 60)
+    preds = _frame([(f"v{i % 4}", s, s + rng.uniform(0.5, 8), int(rng.integers(3)), rng.random())
+                    for i, s in enumerate(starts)])
+    gt = _frame([(f"v{i % 4}", s, s + 5, i % 3) for i, s in enumerate(np.linspace(0, 90, 12))], score=False)
+    for alpha in (0.3, 0.5, 0.7):
+        analysis = false_positive_analysis(gt, preds, alpha)
+        false_positives = (analysis.predictions["category"] != "true_positive").sum()
+        assert analysis.counts.sum() == false_positives > 0
+
+
+def test_normalized_ap_equals_ap_when_n_is_the_class_count() -> None:
+    gt = _frame([("a", 0, 10, 0), ("a", 20, 30, 0), ("b", 0, 5, 1), ("b", 9, 12, 1)], score=False)
+    preds = _frame([("a", 0, 10, 0, 0.9), ("a", 40, 50, 0, 0.8), ("b", 9, 12, 1, 0.7), ("a", 21, 30, 0, 0.6),
+                    ("b", 30, 31, 1, 0.5)])
+    result = mean_average_precision(gt, preds, [0.5])
+    for c, ranked_tp in ((0, [True, False, True]), (1, [True, False])):
+        ap_n, _ = normalized_average_precision(np.array(ranked_tp), num_gt=2, n_avg=2.0)
+        assert ap_n == pytest.approx(result.ap_per_class[0, c], abs=1e-15)
+    # with fewer average instances, precision is normalised down
+    assert normalized_average_precision(np.array([True, False, True]), 2, 1.0)[0] < result.ap_per_class[0, 0]
+
+
+def test_characteristics_and_bin_edges_follow_detad() -> None:
+    gt = _frame([("a", 0, 3, 0), ("a", 10, 13.0001, 0), ("b", 0, 18, 1), ("b", 20, 20.5, 2)], score=False)
+    chars = gt_characteristics(gt, durations={"a": 100.0, "b": 50.0})
+    assert chars["num-instances"].tolist() == [2, 2, 1, 1]
+    np.testing.assert_allclose(chars["coverage"], [0.03, 0.030001, 0.36, 0.01])
+    table = sensitivity_analysis(gt, gt.assign(score=1.0), durations={"a": 100.0, "b": 50.0}).table
+    num = table.set_index(["characteristic", "bin"])["num_gt"]
+    # right-closed bins: 3 s is XS, 3.0001 s is S, 18 s is L; 1 instance is XS, 2 are S
+    assert (num["length", "XS"], num["length", "S"], num["length", "L"]) == (2, 1, 1)
+    assert (num["num-instances", "XS"], num["num-instances", "S"]) == (2, 2)
+    assert (num["coverage", "XS"], num["coverage", "S"], num["coverage", "XL"]) == (1, 2, 1)
+    with pytest.raises(ValueError, match="no duration"):
+        gt_characteristics(gt, durations={"a": 100.0})
+
+
+def test_sensitivity_restricts_to_the_bin() -> None:
+    gt = _frame([("a", 0, 2, 0), ("a", 10, 30, 0), ("b", 0, 2, 1), ("b", 10, 30, 1)], score=False)
+    # short instances found, long ones missed, plus a false positive
+    preds = _frame([("a", 0, 2, 0, 0.9), ("b", 0, 2, 1, 0.8), ("b", 50, 60, 1, 0.7)])
+    analysis = sensitivity_analysis(gt, preds)
+    values = analysis.table.set_index(["characteristic", "bin"])["average_mAP_N"]
+    assert values["length", "XS"] == 1.0 and values["length", "XL"] == 0.0
+    assert np.isnan(values["length", "M"])  # no GT in that bin
+    assert 0 < analysis.base < 1 and "coverage" not in analysis.table["characteristic"].tolist()
+
+
+def test_false_negative_rates_and_the_low_precision_drop() -> None:
+    gt = _frame([("a", 0, 2, 0), ("a", 10, 30, 0), ("a", 40, 41, 0)], score=False)
+    found = false_negative_analysis(gt, _frame([("a", 0, 2, 0, 0.9)]))
+    rates = found.set_index(["characteristic", "bin"])["false_negative_rate"]
+    assert rates["all", "all"] == pytest.approx(2 / 3) and rates["length", "XS"] == 0.5
+    assert rates["length", "XL"] == 1.0
+    # 40 false positives ranked first: normalised precision 1 * 3 / (3 + 40) < 0.05, so DETAD drops the match
+    noisy = _frame([("a", 100 + i, 100.5 + i, 0, 1.0 - i / 100) for i in range(40)] + [("a", 0, 2, 0, 0.1)])
+    assert false_negative_analysis(gt, noisy).iloc[0]["false_negative_rate"] == 1.0
+    assert false_negative_analysis(gt, noisy, min_precision=0.0).iloc[0]["false_negative_rate"] == pytest.approx(2 / 3)
+
+
+def test_plots_return_figures() -> None:
+    fig = plot_false_positive_profile(false_positive_analysis(GT, PREDS))
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert isinstance(plot_sensitivity(sensitivity_analysis(GT, PREDS)), Figure)
+    assert isinstance(plot_false_negatives(false_negative_analysis(GT, PREDS)), Figure)
+
+
+@pytest.mark.needs_shared
+def test_thumos14_diagnosis_is_consistent(shared_dir: Path) -> None:
+    eval_dir = shared_dir / "reference" / "eval"
+    gt = read_predictions(eval_dir / "gt_test_reference.csv")
+    preds = read_predictions(eval_dir / "pred_realistic.csv")
+    durations = read_video_info_json(shared_dir / "data" / "thumos14" / "thumos14.json")["duration"]
+    fp = false_positive_analysis(gt, preds, 0.5)
+    assert fp.counts.sum() == (fp.predictions["category"] != "true_positive").sum()
+    assert set(fp.counts.index) == set(FP_CATEGORIES) and (fp.counts > 0).all()
+    table = sensitivity_analysis(gt, preds, durations=durations).table
+    assert table.groupby("characteristic")["num_gt"].sum().to_dict() == {"coverage": 3358, "length": 3358,
+                                                                         "num-instances": 3358}
+    fn = false_negative_analysis(gt, preds, durations=durations)
+    assert 0 < fn.iloc[0]["false_negative_rate"] < 1

@@ -1,0 +1,225 @@
+"""Tables I-IV from a run store on disk, exports, and the seed-aware significance hook."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tal_lab.study import paper_results as paper
+from tal_lab.analysis.complexity import model_complexity
+from tal_lab.evaluation.significance import paired_significance
+from tal_lab.analysis.study_table import StudyTable, latex_escape
+from tal_lab.study.tables import (study_tables, table_configurations, table_epochs, table_heads,
+                                     table_loss_weight)
+from tal_lab.config import PAPER_CONFIGURATIONS, dump_config
+from tal_lab.runs import load_epoch_evals, load_runs
+
+from tiny import PYRAMID, tiny_config
+
+TIOUS = [0.3, 0.4, 0.5, 0.6, 0.7]
+
+
+def tiny_cfg(backbone: str, neck: str, **extra: object) -> dict:
+    return tiny_config(PYRAMID, dataset_name="synthetic", dataset={"synthetic": {"preset": "quick", "seed": 0}},
+                       model={"backbone_type": backbone, "fpn_type": neck}, **extra)
+
+
+def make_run(root: Path, name: str, backbone: str, neck: str, seed: int, avg: float, *, loss_weight: float = 1.0,
+             epochs: int = 6, head: str | None = None, kind: str = "synthetic", evals: dict[int, float] | None = None,
+             sec_per_epoch: float = 2.0) -> Path:
+    """A finished run folder as the engine writes it; mAP@t = avg + 10 * (0.5 - t) (percent)."""
+    run = root / name
+    run.mkdir(parents=True)
+    dump_config(tiny_cfg(backbone, neck), run / "config.yaml")
+    dataset = ({"name": "synthetic", "kind": "synthetic", "preset": "quick", "seed": 0} if kind == "synthetic"
+               else {"name": "thumos", "kind": "real", "preset": None, "seed": None, "feat_folder": "/data/i3d"})
+    (run / "run.json").write_text(json.dumps({
+        "run_id": name, "name": name, "status": "finished", "seed": seed, "dataset": dataset,
+        "backbone_type": backbone, "fpn_type": neck, "head_type": head, "loss_weight": loss_weight,
+        "epochs": epochs, "num_params": 12345, "created": f"2025-01-01T00:00:{seed:02d}"}))
+    maps = [(avg + 10 * (0.5 - t)) / 100 for t in TIOUS]
+    (run / "results.json").write_text(json.dumps({
+        "tiou_thresholds": TIOUS, "mAP": maps, "average_mAP": float(np.mean(maps)), "weights": "ema",
+        "checkpoint_epoch": epochs, "timings": {"seconds_per_epoch": sec_per_epoch}}))
+    lines = []
+    for ep, value in (evals or {}).items():
+        m = [(value + 10 * (0.5 - t)) / 100 for t in TIOUS]
+        lines.append(json.dumps({"epoch": ep, "eval": {"tiou_thresholds": TIOUS, "mAP": m,
+                                                       "average_mAP": float(np.mean(m)), "weights": "ema"}}))
+    (run / "epochs.jsonl").write_text("".join(line + "\n" for line in lines))
+    return run
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    for key, c in PAPER_CONFIGURATIONS.items():
+        if key == "C":
+            continue  # a configuration without runs
+        seeds = (0, 1, 2) if key in ("original", "E") else (0,)
+        for s in seeds:
+            make_run(root, f"{key}-s{s}", c["backbone_type"], c["fpn_type"], s, 40.0 + 2 * s + (key == "E"),
+                     sec_per_epoch=1.0 + s)
+    make_run(root, "orig-s0-rerun-old", "convTransformer", "identity", 0, 99.0)  # same seed, older: dropped
+    for lw in (0.2, 0.5, 2.0, 5.0, 3.0):
+        make_run(root, f"lw{lw}", "convTransformer", "identity", 0, 30.0 + lw, loss_weight=lw)
+    for ep in (1, 4):
+        make_run(root, f"ep{ep}", "convTransformer", "identity", 0, 10.0 * ep, epochs=ep)
+    make_run(root, "long", "convTransformer", "identity", 5, 50.0, epochs=12, evals={1: 5.0, 4: 20.0, 12: 50.0})
+    make_run(root, "trident", "sgp", "identity", 0, 45.0, head="trident")
+    # the rerun of seed 0 is older than the run it duplicates
+    info = json.loads((root / "orig-s0-rerun-old" / "run.json").read_text())
+    info["created"] = "2024-01-01T00:00:00"
+    (root / "orig-s0-rerun-old" / "run.json").write_text(json.dumps(info))
+    return root
+
+
+def test_table_one_rows_statistics_paper_columns_and_caption(store: Path) -> None:
+    table = table_configurations(load_runs(store))
+    f = table.frame.set_index("key")
+    assert list(f.index) == ["original", "A", "B", "C", "D", "E"]
+    assert f.loc["original", "n_seeds"] == 3 and f.loc["original", "seeds"] == "0,1,2"
+    # seeds 0, 1, 2 give 40, 42, 44 (the older duplicate of seed 0, 99, is ignored)
+    assert f.loc["original", "avg_mAP"] == pytest.approx(42.0)
+    assert f.loc["original", "avg_mAP std"] == pytest.approx(2.0)
+    assert f.loc["original", "mAP@0.3"] == pytest.approx(44.0)
+    assert f.loc["A", "n_seeds"] == 1 and math.isnan(f.loc["A", "avg_mAP std"])
+    assert f.loc["E", "paper avg_mAP"] == 67.44
+    # synthetic runs beside the paper's THUMOS14 numbers: shown, but no difference across datasets
+    assert not any(c.startswith("diff ") for c in f.columns) and not any("Δ" in c for c in table.display.columns)
+    assert "Δ" not in table.caption and "orientation only" in table.caption
+    assert f.loc["C", "n_seeds"] == 0 and math.isnan(f.loc["C", "avg_mAP"]) and f.loc["C", "paper avg_mAP"] == 57.88
+    assert any("(C)" in note for note in table.notes)
+    expected = model_complexity(tiny_cfg("sgp", "identity"))
+    assert f.loc["E", "params_M"] == pytest.approx(expected.params / 1e6)
+    assert f.loc["E", "GFLOPs"] == pytest.approx(expected.gflops) and f.loc["E", "GFLOPs"] > 0
+    assert f.loc["original", "sec_per_epoch"] == pytest.approx(2.0)
+    assert "synthetic data (preset 'quick', data seed 0)" in table.caption
+    assert "not THUMOS14" in table.caption and "seeds 0, 1, 2" in table.caption and "6 epochs" in table.caption
+    disp = table.display.set_index("Configuration")
+    assert disp.loc[paper.TABLE1_LABELS["original"], "Avg mAP"] == "42.00 ± 2.00"
+    assert disp.loc[paper.TABLE1_LABELS["A"], "Avg mAP"] == "40.00"
+    assert disp.loc[paper.TABLE1_LABELS["C"], "Avg mAP paper"] == "57.88"
+    assert "Avg mAP Δ" not in disp.columns  # synthetic runs: no difference from THUMOS14 numbers
+
+
+def test_data_identity_is_chosen_and_stated(store: Path, tmp_path: Path) -> None:
+    runs = load_runs(store)
+    real = make_run(tmp_path, "real-orig", "convTransformer", "identity", 0, 66.0, kind="real")
+    both = pd.concat([runs, load_runs(tmp_path)], ignore_index=True)
+    table = table_configurations(both, complexity=False)
+    assert table.frame.set_index("key").loc["original", "avg_mAP"] == pytest.approx(66.0)
+    assert "THUMOS14 (real features, /data/i3d)" in table.caption and "SYNTHETIC" not in table.caption
+    # ours on THUMOS14 beside the paper's THUMOS14: now the difference is meaningful and shown
+    assert table.frame.set_index("key").loc["original", "diff avg_mAP"] == pytest.approx(66.0 - 66.80)
+    assert table.display.set_index("Configuration").loc[paper.TABLE1_LABELS["original"], "Avg mAP Δ"] == "-0.80"
+    assert "Δ = ours − paper" in table.caption
+    assert any("synthetic data" in note and "left out" in note for note in table.notes)
+    synthetic = table_configurations(both, data="synthetic", complexity=False)
+    assert synthetic.frame.set_index("key").loc["original", "avg_mAP"] == pytest.approx(42.0)
+    assert real.is_dir()
+
+
+def test_table_two_from_separate_runs_or_one_run(store: Path) -> None:
+    runs, evals = load_runs(store), load_epoch_evals(store)
+    separate = table_epochs(runs, evals)
+    f = separate.frame.set_index("epoch")
+    assert list(f.index) == [1, 4, 6, 8, 12, 15, 25, 50]
+    assert f.loc[1, "avg_mAP"] == pytest.approx(10.0) and f.loc[4, "avg_mAP"] == pytest.approx(40.0)
+    assert f.loc[6, "n_seeds"] == 3 and f.loc[8, "n_seeds"] == 0 and f.loc[8, "paper avg_mAP"] == 51.54
+    assert f.loc[1, "paper note"] == "Some classes not predicted"
+    assert "separate runs" in separate.caption
+    within = table_epochs(runs, evals, source="epoch_evals", epochs=[1, 4, 12])
+    g = within.frame.set_index("epoch")
+    assert g.loc[4, "avg_mAP"] == pytest.approx(20.0) and g.loc[12, "avg_mAP"] == pytest.approx(50.0)
+    assert "runs of 12 epochs evaluated at the listed epochs" in within.caption
+    assert "seed 5" in within.caption
+    with pytest.raises(ValueError, match="epoch evaluations"):
+        table_epochs(runs, None, source="epoch_evals")
+
+
+def test_table_three_loss_weights(store: Path) -> None:
+    table = table_loss_weight(load_runs(store))
+    f = table.frame.set_index("loss_weight")
+    assert list(f.index) == [0.2, 0.5, 1.0, 2.0, 3.0, 5.0]
+    assert list(table.frame.columns[:3]) == ["loss_weight", "n_seeds", "seeds"]
+    assert f.loc[0.2, "avg_mAP"] == pytest.approx(30.2) and f.loc[0.2, "paper avg_mAP"] == 65.0
+    assert f.loc[1.0, "n_seeds"] == 3 and f.loc[1.0, "mAP@0.7"] == pytest.approx(40.0)
+    assert math.isnan(f.loc[3.0, "paper mAP@0.5"])
+    assert "mAP@0.3" not in table.frame.columns and list(table.display.columns)[:3] == ["λ_reg", "n", "mAP@0.5"]
+
+
+def test_head_table_and_missing_store(store: Path) -> None:
+    table = table_heads(load_runs(store), complexity=False)
+    f = table.frame.set_index("key")
+    assert list(f.index) == ["actionformer", "trident", "decoupled"]
+    assert f.loc["actionformer", "paper avg_mAP"] == 67.44 and math.isnan(f.loc["trident", "paper avg_mAP"])
+    assert f.loc["trident", "avg_mAP"] == pytest.approx(45.0) and f.loc["decoupled", "n_seeds"] == 0
+    empty = study_tables(pd.DataFrame(), complexity=False)
+    assert [t.name for t in empty] == ["table1_configurations", "table2_epochs", "table3_loss_weight"]
+    assert all(t.frame["n_seeds"].eq(0).all() for t in empty)
+
+
+def test_exports_are_well_formed(store: Path, tmp_path: Path) -> None:
+    table = table_configurations(load_runs(store))
+    paths = table.export(tmp_path / "tables")
+    assert sorted(paths) == ["csv", "md", "tex"] and all(p.is_file() for p in paths.values())
+    assert not [p for p in (tmp_path / "tables").iterdir() if p.name.startswith(".")]  # no temp files left
+    back = pd.read_csv(paths["csv"])
+    assert list(back.columns) == list(table.frame.columns) and len(back) == len(table.frame)
+    assert np.allclose(back["avg_mAP"].to_numpy(), table.frame["avg_mAP"].to_numpy(), equal_nan=True)
+    md = paths["md"].read_text().splitlines()
+    rows = [line for line in md if line.startswith("|")]
+    assert len(rows) == len(table.frame) + 2
+    assert len({line.count(" | ") for line in rows}) == 1  # every row has the same number of cells
+    assert md[0].startswith("**Table I.**") and "THUMOS14" in md[0]
+    tex = paths["tex"].read_text()
+    assert tex.count(r"\begin{tabular}") == 1 and tex.count(r"\end{table}") == 1 and r"\caption{" in tex
+    body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
+    assert len(body) == len(table.frame)
+    assert {line.count(" & ") for line in body} == {len(table.display.columns) - 1}
+    assert "±" not in tex and "Δ" not in tex and "λ" not in tex
+    assert latex_escape("a_b & 5% ±") == r"a\_b \& 5\% $\pm$"
+    with pytest.raises(ValueError, match="unknown export format"):
+        table.export(tmp_path, formats=["xlsx"])
+    with pytest.raises(ValueError, match="file stem"):
+        StudyTable("bad name", "T", pd.DataFrame(), "c")
+
+
+def _detections(gt: pd.DataFrame, hit: float, rng: np.random.Generator) -> pd.DataFrame:
+    """Detections that find a fraction ``hit`` of the GT, plus random false positives."""
+    rows = [(r["video-id"], r["t-start"], r["t-end"], r["label"], rng.uniform(0.5, 1))
+            for _, r in gt.iterrows() if rng.uniform() < hit]
+    rows += [(v, s, s + 3.0, int(rng.integers(0, 2)), rng.uniform(0, 1))
+             for v in gt["video-id"].unique() for s in rng.uniform(0, 50, size=3)]
+    return pd.DataFrame(rows, columns=["video-id", "t-start", "t-end", "label", "score"])
+
+
+def test_paired_significance_marks_real_differences(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    gt = pd.DataFrame([(f"v{v}", s, s + 4.0, int(rng.integers(0, 2))) for v in range(30) for s in (5.0, 20.0, 40.0)],
+                      columns=["video-id", "t-start", "t-end", "label"])
+    weak = {s: _detections(gt, 0.3, rng) for s in (0, 1)}
+    for s in (0, 1):
+        for key, dets in (("original", weak[s]), ("E", _detections(gt, 0.95, rng)), ("A", weak[s])):
+            c = PAPER_CONFIGURATIONS[key]
+            run = make_run(tmp_path, f"{key}-{s}", c["backbone_type"], c["fpn_type"], s, 40.0)
+            dets.to_csv(run / "detections.csv", index=False)
+    hook = paired_significance(gt, num_resamples=200)
+    table = table_configurations(load_runs(tmp_path), complexity=False, significance=hook)
+    f = table.frame.set_index("key")
+    assert f.loc["E", "significant"] is True and f.loc["E", "ci_low"] > 0 and f.loc["E", "n_pairs"] == 2
+    assert f.loc["A", "significant"] is False and f.loc["A", "diff_vs_ref"] == pytest.approx(0.0)
+    assert f.loc["original", "significant"] is None and f.loc["B", "significant"] is None
+    disp = table.display.set_index("Configuration")
+    assert disp.loc[paper.TABLE1_LABELS["E"], "Avg mAP"].endswith(" *")
+    assert not disp.loc[paper.TABLE1_LABELS["A"], "Avg mAP"].endswith("*")
+    assert any("paired-bootstrap 95%" in note for note in table.notes)
+    heads = table_heads(load_runs(tmp_path), complexity=False,
+                        significance=paired_significance(gt, reference="actionformer", num_resamples=50))
+    assert heads.frame["significant"].isna().all() and any("No significance marks" in n for n in heads.notes)
