@@ -13,7 +13,8 @@ from tal_lab.engine.ema import ModelEMA
 from tal_lab.engine.optim import (
     REFERENCE_ETA_MIN, WarmupSchedule, build_optimizer, build_scheduler, split_decay_parameters, total_epochs)
 from tal_lab.models import build_detector
-from tal_lab.models.layers.blocks import AffineDropPath, LayerNorm, Scale
+from tal_lab.models.layers.drop_path import AffineDropPath
+from tal_lab.models.layers.norm import LayerNorm, Scale
 
 TINY_MODEL = {"embd_dim": 16, "fpn_dim": 16, "head_dim": 16, "n_head": 4, "n_mha_win_size": 3,
               "sgp_mlp_dim": 32}

@@ -6,20 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tal_lab.models.layers.blocks import (
-    MASKED_KEY_LOGIT,
-    AffineDropPath,
-    LayerNorm,
-    MaskedConv1D,
-    MaskedMHCA,
-    Scale,
-    SGPBlock,
-    TransformerBlock,
-    _ChannelLayerNorm,
-    local_attention,
-    sinusoid_encoding,
-)
-from tal_lab.models.backbones.pyramid import ConvBackbone, ConvTransformerBackbone, SGPBackbone
+from tal_lab.models.layers.attention import MASKED_KEY_LOGIT, MaskedMHCA, local_attention, sinusoid_encoding
+from tal_lab.models.layers.blocks import SGPBlock, TransformerBlock
+from tal_lab.models.layers.drop_path import AffineDropPath
+from tal_lab.models.layers.masked import MaskedConv1D
+from tal_lab.models.layers.norm import LayerNorm, Scale, _ChannelLayerNorm
+from tal_lab.models.backbones import ConvBackbone, ConvTransformerBackbone, SGPBackbone
 from tal_lab.models.necks import FPNNeck
 from tal_lab.models.points import PointGenerator
 

@@ -22,19 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tal_lab.models.layers.blocks import ConvBlock, LayerNorm, MaskedConv1D, SGPBlock, TransformerBlock, sinusoid_encoding
-from tal_lab.models.registry import register_backbone
+from tal_lab.models.layers.attention import sinusoid_encoding
+from tal_lab.models.layers.masked import MaskedConv1D
+from tal_lab.models.layers.norm import LayerNorm
 
-__all__ = [
-    "PyramidBackbone",
-    "ConvTransformerBackbone",
-    "ConvBackbone",
-    "SGPBackbone",
-    "window_sizes",
-]
+__all__ = ["PyramidBackbone", "window_sizes", "zero_bias"]
 
 
-def _zero_bias(module: nn.Module) -> None:
+def zero_bias(module: nn.Module) -> None:
     """The references set every Conv1d / Linear bias of a backbone to 0 after construction."""
     if isinstance(module, (nn.Conv1d, nn.Linear)) and module.bias is not None:
         nn.init.zeros_(module.bias)
@@ -134,104 +129,6 @@ class PyramidBackbone(nn.Module):
         return feats, masks
 
 
-class ConvTransformerBackbone(PyramidBackbone):
-    """ActionFormer's backbone: conv embedding, transformer stem, strided transformer branch.
-
-    ``mha_win_size`` holds one local-attention window per level (<= 1: global attention).
-    """
-
-    def __init__(
-        self,
-        n_in: int,
-        n_embd: int,
-        n_head: int,
-        n_embd_ks: int,
-        max_len: int,
-        arch: Sequence[int] = (2, 2, 5),
-        mha_win_size: Sequence[int] = (-1,) * 6,
-        scale_factor: int = 2,
-        with_ln: bool = False,
-        attn_pdrop: float = 0.0,
-        proj_pdrop: float = 0.0,
-        path_pdrop: float = 0.0,
-        use_abs_pe: bool = False,
-        use_rel_pe: bool = False,
-    ) -> None:
-        super().__init__(n_in, n_embd, n_embd_ks, arch, scale_factor, with_ln, max_len, use_abs_pe)
-        if len(mha_win_size) != self.num_levels:
-            raise ValueError(f"mha_win_size needs one window per level ({self.num_levels}), got {mha_win_size!r}")
-        self.mha_win_size = list(mha_win_size)
-        common = dict(attn_pdrop=attn_pdrop, proj_pdrop=proj_pdrop, path_pdrop=path_pdrop, use_rel_pe=use_rel_pe)
-        for _ in range(self.arch[1]):
-            self.stem.append(TransformerBlock(n_embd, n_head, 1, self.mha_win_size[0], **common))
-        for idx in range(self.arch[2]):
-            self.branch.append(TransformerBlock(n_embd, n_head, scale_factor, self.mha_win_size[1 + idx], **common))
-        self.apply(_zero_bias)
-
-
-class ConvBackbone(PyramidBackbone):
-    """ActionFormer's conv backbone: conv embedding, ResNet-style conv blocks (no drop path)."""
-
-    def __init__(
-        self,
-        n_in: int,
-        n_embd: int,
-        n_embd_ks: int,
-        arch: Sequence[int] = (2, 2, 5),
-        scale_factor: int = 2,
-        with_ln: bool = False,
-        max_len: int = 2304,
-    ) -> None:
-        super().__init__(n_in, n_embd, n_embd_ks, arch, scale_factor, with_ln, max_len)
-        for _ in range(self.arch[1]):
-            self.stem.append(ConvBlock(n_embd, 3, 1))
-        for _ in range(self.arch[2]):
-            self.branch.append(ConvBlock(n_embd, 3, scale_factor))
-        self.apply(_zero_bias)
-
-
-class SGPBackbone(PyramidBackbone):
-    """TriDet's SGP backbone (state dict = a TriDet checkpoint's ``backbone.*`` entries).
-
-    Stem blocks always use kernel 1 and no drop path (as TriDet builds them); branch block l
-    uses ``sgp_win_size[l]``. ``mixture`` selects TriDet's SGP ('tridet') or the paper's
-    softmax mixture ('softmax', see :class:`SGPBlock`).
-    """
-
-    padding_invariant = False
-
-    def __init__(
-        self,
-        n_in: int,
-        n_embd: int,
-        sgp_mlp_dim: int,
-        n_embd_ks: int,
-        max_len: int,
-        arch: Sequence[int] = (2, 2, 5),
-        scale_factor: int = 2,
-        with_ln: bool = False,
-        path_pdrop: float = 0.0,
-        downsample_type: str = "max",
-        sgp_win_size: Sequence[int] = (-1,) * 6,
-        k: float = 1.5,
-        init_conv_vars: float = 1.0,
-        use_abs_pe: bool = False,
-        mixture: str = "tridet",
-    ) -> None:
-        super().__init__(n_in, n_embd, n_embd_ks, arch, scale_factor, with_ln, max_len, use_abs_pe)
-        if len(sgp_win_size) != self.num_levels:
-            raise ValueError(f"sgp_win_size needs one kernel per level ({self.num_levels}), got {sgp_win_size!r}")
-        if n_embd % 16 != 0:
-            raise ValueError(f"the SGP GroupNorm uses 16 groups: embd_dim {n_embd} is not a multiple of 16")
-        common = dict(k=k, n_hidden=sgp_mlp_dim, init_conv_vars=init_conv_vars, mixture=mixture)
-        for _ in range(self.arch[1]):
-            self.stem.append(SGPBlock(n_embd, 1, 1, **common))
-        for idx in range(self.arch[2]):
-            self.branch.append(SGPBlock(n_embd, sgp_win_size[1 + idx], scale_factor, path_pdrop=path_pdrop,
-                                        downsample_type=downsample_type, **common))
-        self.apply(_zero_bias)
-
-
 def window_sizes(model_cfg: Mapping[str, Any], key: str = "n_mha_win_size") -> list[int]:
     """One window per pyramid level from an int or a per-level list (``n_mha_win_size``)."""
     num_levels = int(model_cfg["backbone_arch"][-1]) + 1
@@ -241,40 +138,3 @@ def window_sizes(model_cfg: Mapping[str, Any], key: str = "n_mha_win_size") -> l
             raise ValueError(f"model.{key} must hold one value per level ({num_levels}), got {win!r}")
         return [int(w) for w in win]
     return [int(win)] * num_levels
-
-
-@register_backbone("convTransformer")
-def build_conv_transformer(model: Mapping[str, Any]) -> ConvTransformerBackbone:
-    """ActionFormer's convTransformer from ``cfg['model']`` (dropout / droppath from train_cfg)."""
-    train = model["train_cfg"]
-    return ConvTransformerBackbone(
-        n_in=model["input_dim"], n_embd=model["embd_dim"], n_head=model["n_head"],
-        n_embd_ks=model["embd_kernel_size"], max_len=model["max_seq_len"], arch=model["backbone_arch"],
-        mha_win_size=window_sizes(model), scale_factor=model["scale_factor"], with_ln=model["embd_with_ln"],
-        attn_pdrop=0.0, proj_pdrop=train["dropout"], path_pdrop=train["droppath"],
-        use_abs_pe=model["use_abs_pe"], use_rel_pe=model["use_rel_pe"],
-    )
-
-
-@register_backbone("conv")
-def build_conv(model: Mapping[str, Any]) -> ConvBackbone:
-    """ActionFormer's conv backbone from ``cfg['model']``."""
-    return ConvBackbone(
-        n_in=model["input_dim"], n_embd=model["embd_dim"], n_embd_ks=model["embd_kernel_size"],
-        arch=model["backbone_arch"], scale_factor=model["scale_factor"], with_ln=model["embd_with_ln"],
-        max_len=model["max_seq_len"],
-    )
-
-
-@register_backbone("sgp")
-def build_sgp(model: Mapping[str, Any]) -> SGPBackbone:
-    """TriDet's SGP backbone from ``cfg['model']`` (TriDet's keys: n_sgp_win_size, k, ...)."""
-    return SGPBackbone(
-        n_in=model["input_dim"], n_embd=model["embd_dim"], sgp_mlp_dim=model["sgp_mlp_dim"],
-        n_embd_ks=model["embd_kernel_size"], max_len=model["max_seq_len"], arch=model["backbone_arch"],
-        scale_factor=model["scale_factor"], with_ln=model["embd_with_ln"],
-        path_pdrop=model["train_cfg"]["droppath"], downsample_type=model["downsample_type"],
-        sgp_win_size=window_sizes(model, "n_sgp_win_size"), k=model["k"],
-        init_conv_vars=model["init_conv_vars"], use_abs_pe=model["use_abs_pe"],
-        mixture=model["sgp_mixture"],
-    )

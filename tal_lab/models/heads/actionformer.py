@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from tal_lab.ops.assign import assign_labels
 from tal_lab.ops.losses import LossNormalizer, detection_losses
 from tal_lab.ops.decode import postprocess_video
-from tal_lab.models.layers.blocks import LayerNorm, MaskedConv1D, Scale
+from tal_lab.models.layers.masked import MaskedConv1D
+from tal_lab.models.layers.norm import LayerNorm, Scale
 from tal_lab.models.registry import register_head
 
 __all__ = [

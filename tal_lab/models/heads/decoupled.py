@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from tal_lab.ops.trident import expected_offsets
-from tal_lab.models.layers.blocks import MaskedConv1D
+from tal_lab.models.layers.masked import MaskedConv1D
 from tal_lab.models.heads.actionformer import ClsHead
 from tal_lab.models.registry import register_head
 from tal_lab.models.heads.trident import BinRegHead, BoundaryHead, boundary_head_options

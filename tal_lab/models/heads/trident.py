@@ -27,7 +27,7 @@ from torch import Tensor
 
 from tal_lab.ops.losses import LossNormalizer
 from tal_lab.ops.trident import boundary_log_probs, expected_offsets, postprocess_boundary_video, trident_losses
-from tal_lab.models.layers.blocks import MaskedConv1D
+from tal_lab.models.layers.masked import MaskedConv1D
 from tal_lab.models.heads.actionformer import CenterSamplingHead, ClsHead, RegHead, head_options
 from tal_lab.models.registry import register_head
 
