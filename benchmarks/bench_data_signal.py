@@ -4,7 +4,7 @@ For each seed: generate the preset (default ``quick``), train the original Actio
 configuration written beside it (``tal_lab.engine.api.train``) and read its average mAP; train
 the same with ``snr 0`` (features are pure noise, independent of the annotations); and compare
 that ``snr 0`` detector with chance-level detections scored exactly the same way
-(``tal_lab.evaluation.metrics.mean_average_precision``, the same test GT, THUMOS14's tIoU 0.3:0.7), each
+(``tal_lab.evaluation.mean_average_precision``, the same test GT, THUMOS14's tIoU 0.3:0.7), each
 over ``--draws`` random draws (mean and max: mAP near zero is noisy, a few lucky hits in a rare
 class move it by tenths of a point):
 
@@ -46,7 +46,7 @@ from tal_lab.data import generate_synthetic
 from tal_lab.evaluation.baselines import (LabelPrior, detection_counts, prior_matched_predictions, relocated_predictions,
                                     uniform_random_predictions)
 from tal_lab.data.synthetic import FEAT_STRIDE, NUM_FRAMES
-from tal_lab.evaluation.metrics import mean_average_precision, read_ground_truth_json, read_video_info_json
+from tal_lab.evaluation import mean_average_precision, read_ground_truth_json, read_video_info_json
 
 # Independent random streams of the baselines' draws (np.random.default_rng([seed, stream, draw])).
 STREAM_UNIFORM, STREAM_PRIOR, STREAM_RELOCATED, STREAM_NOISE, STREAM_POSITIONS, STREAM_TUNED, STREAM_ALL = range(7)

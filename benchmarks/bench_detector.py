@@ -9,7 +9,7 @@ batch 2, 512 channels, window 19, 20 classes) prints
 * peak memory: the child process's peak RSS on the CPU (each pair runs in a fresh process), or
   ``torch.cuda.max_memory_allocated`` on a GPU;
 
-and the time of the multi-class Gaussian soft-NMS (:func:`tal_lab.ops.decode.batched_nms`) on
+and the time of the multi-class Gaussian soft-NMS (:func:`tal_lab.ops.nms.batched_nms`) on
 2,000 candidates over 20 classes. Reference figures (../shared/reference/PERFORMANCE.md, 2-core
 CPU): train step 10.8 s for convTransformer + identity, 6.3 s with the SGP backbone; soft-NMS
 (C++) 10 ms.
@@ -119,7 +119,7 @@ def run_pair(args: tuple, isolate: bool) -> dict[str, float]:
 
 
 def bench_soft_nms(device: torch.device, repeats: int) -> float:
-    from tal_lab.ops.decode import batched_nms
+    from tal_lab.ops.nms import batched_nms
 
     gen = torch.Generator().manual_seed(0)
     centre = torch.rand(2000, generator=gen) * 2304

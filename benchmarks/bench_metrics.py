@@ -1,6 +1,6 @@
-"""Benchmark: tal_lab.evaluation.metrics against the official ActionFormer evaluator's stored timings.
+"""Benchmark: tal_lab.evaluation's mAP against the official ActionFormer evaluator's stored timings.
 
-Prints the median wall time of :func:`tal_lab.evaluation.metrics.mean_average_precision` (AP + Recall@1x/5x,
+Prints the median wall time of :func:`tal_lab.evaluation.mean_average_precision` (AP + Recall@1x/5x,
 what the official ``ANETdetection.evaluate`` computes) on the THUMOS14 test ground truth with
 
 * the realistic prediction set of ``../shared/reference/eval`` (4,990 rows), side by side with
@@ -26,7 +26,7 @@ import pandas as pd
 
 from tal_lab.evaluation.bootstrap import bootstrap_map
 from tal_lab.analysis.errors import false_negative_analysis, false_positive_analysis, sensitivity_analysis
-from tal_lab.evaluation.metrics import mean_average_precision, read_predictions
+from tal_lab.evaluation import mean_average_precision, read_predictions
 from timing import median_seconds  # benchmarks/timing.py, beside this script
 
 SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "reference" / "eval"

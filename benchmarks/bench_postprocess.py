@@ -7,7 +7,8 @@ Prints the median time of
   11,440 candidates (the most THUMOS14 can produce: 2,000 per level on 5 levels + 72 x 20;
   reference ~66 ms);
 * hard NMS and class-agnostic soft-NMS with voting on the same candidates;
-* a whole ``postprocess_video`` (decode + NMS + seconds) at THUMOS14 shapes: levels of
+* a whole ActionFormer-head decoding (``level_scores`` / ``level_segments``, then
+  ``decode_video``: candidate selection + NMS + seconds) at THUMOS14 shapes: levels of
   2304, 1152, ..., 72 steps, 20 classes, thumos test_cfg.
 
 Usage: ``python benchmarks/bench_postprocess.py [--repeats 15] [--device cpu|cuda]``. On CPU it
@@ -23,7 +24,8 @@ from typing import Callable
 
 import torch
 
-from tal_lab.ops.decode import batched_nms, postprocess_video
+from tal_lab.ops.decode import decode_video, level_scores, level_segments
+from tal_lab.ops.nms import batched_nms
 
 THUMOS_TEST_CFG = {
     "pre_nms_thresh": 0.001, "pre_nms_topk": 2000, "iou_threshold": 0.1, "min_score": 0.001,
@@ -32,6 +34,7 @@ THUMOS_TEST_CFG = {
 }
 THUMOS_LEVEL_LENGTHS = [2304 // 2**level for level in range(6)]
 NUM_CLASSES = 20
+VIDEO = {"fps": 30.0, "duration": 180.0, "feat_stride": 4, "feat_num_frames": 16}
 
 
 def _median_ms(fn: Callable[[], object], repeats: int, device: torch.device) -> str:
@@ -102,12 +105,15 @@ def main() -> None:
               f"hard NMS {hard} | class-agnostic soft-NMS + voting {agnostic}")
 
     logits, offsets, points, valid = make_head_outputs(device)
-    full = _median_ms(
-        lambda: postprocess_video(logits, offsets, points, valid, THUMOS_TEST_CFG, 30.0, 180.0, 4, 16),
-        args.repeats, device,
-    )
-    out = postprocess_video(logits, offsets, points, valid, THUMOS_TEST_CFG, 30.0, 180.0, 4, 16)
-    print(f"postprocess_video at THUMOS14 shapes (levels {THUMOS_LEVEL_LENGTHS}, {NUM_CLASSES} classes): "
+
+    def decode() -> dict[str, torch.Tensor]:
+        scores = [level_scores(x, m) for x, m in zip(logits, valid)]
+        segments = [level_segments(x[:, None, :], p) for x, p in zip(offsets, points)]
+        return decode_video(scores, segments, THUMOS_TEST_CFG, VIDEO)
+
+    full = _median_ms(decode, args.repeats, device)
+    out = decode()
+    print(f"ActionFormer decoding at THUMOS14 shapes (levels {THUMOS_LEVEL_LENGTHS}, {NUM_CLASSES} classes): "
           f"{full} median, {len(out['scores'])} detections")
 
 

@@ -2,7 +2,7 @@
 
 ActionFormer split into backbone, neck and head (``tal_lab.models``), label assignment,
 losses and post-processing as plain functions, the ActivityNet/THUMOS14 mAP
-(``tal_lab.evaluation.metrics``), ActionFormer-format and synthetic datasets (``tal_lab.data``), a
+(``tal_lab.evaluation``), ActionFormer-format and synthetic datasets (``tal_lab.data``), a
 training engine with a run store, and analysis helpers used by the notebooks.
 """
 

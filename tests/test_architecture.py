@@ -3,7 +3,9 @@
 Every module's imports of ``tal_lab`` are read from its syntax tree, at any depth (module level,
 inside functions, under ``TYPE_CHECKING``). A module may import its own layer and the layers
 below it; ``models.layers`` never imports the rest of ``models``; ``data`` and ``evaluation``
-share a level and do not import each other.
+share a level and do not import each other. ``core`` is the lowest layer and ``config`` the next:
+the config validates component names against ``core.registry``, whose built-in table names the
+``models`` modules as strings and imports them only when a builder is asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "tal_lab"
 
 # Lowest first. A layer may import the layers before it in this list, never after.
-LAYERS: tuple[str, ...] = ("config", "core", "ops", "models", "data|evaluation", "runs", "engine", "analysis",
+LAYERS: tuple[str, ...] = ("core", "config", "ops", "models", "data|evaluation", "runs", "engine", "analysis",
                            "study", "cli")
 # Modules of the top-level package itself: the version string and `python -m tal_lab`.
 ROOT_MODULES = {"tal_lab": -1, "tal_lab.__main__": len(LAYERS)}

@@ -27,6 +27,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from tal_lab.config import apply_overrides, load_config
+from tal_lab.models import build_detector
+
 __all__ = ["THUMOS14_SEQ_LEN", "Complexity", "count_parameters", "detector_complexity", "model_complexity",
            "complexity_frame", "clear_cache"]
 
@@ -116,9 +119,6 @@ _CACHE: dict[tuple[str, int, str], Complexity] = {}
 
 
 def _count_config(cfg: dict[str, Any], seq_len: int, device: str) -> Complexity:
-    from tal_lab.config import apply_overrides
-    from tal_lab.models import build_detector
-
     try:
         cfg = apply_overrides(cfg, {"dataset": {"max_seq_len": int(seq_len)}})
     except ValueError as err:
@@ -146,8 +146,6 @@ def model_complexity(cfg: Mapping[str, Any], seq_len: int = THUMOS14_SEQ_LEN, de
     Raises:
         ValueError: the config cannot take ``seq_len`` (e.g. not divisible by the pyramid).
     """
-    from tal_lab.config import load_config
-
     if device not in ("meta", "cpu"):
         raise ValueError(f"device must be 'meta' or 'cpu', got {device!r}")
     cfg = load_config(copy.deepcopy(dict(cfg)))

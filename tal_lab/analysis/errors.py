@@ -19,7 +19,7 @@ Follows the definitions of DETAD's code (github.com/HumamAlwassel/DETAD):
 * **False negatives.** The share of each bin's GT left unmatched, after DETAD drops matches
   whose normalised precision is <= 0.05.
 
-Matching and ranking (ties in row order) come from :mod:`tal_lab.evaluation.metrics`.
+Matching and ranking (ties in row order) come from :mod:`tal_lab.evaluation.matching`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from tal_lab.analysis.figure import new_figure
-from tal_lab.evaluation.metrics import Matching, candidate_pairs, interpolated_average_precision, match_predictions
+from tal_lab.evaluation import Matching, candidate_pairs, interpolated_average_precision, match_predictions
 
 __all__ = [
     "FP_CATEGORIES",

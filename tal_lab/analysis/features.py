@@ -36,7 +36,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from tal_lab.core.structures import pad_batch, padded_length
+from tal_lab.core.structures import pad_batch
+from tal_lab.models.padding import PaddingPolicy
 
 __all__ = [
     "FeatureMap",
@@ -45,7 +46,6 @@ __all__ = [
     "find_backbone_blocks",
     "capture_features",
     "extract_features",
-    "eval_padded_length",
     "mean_pairwise_cosine",
     "effective_rank",
     "rank_collapse_ratio",
@@ -214,31 +214,19 @@ def capture_features(detector: nn.Module, *, layers: bool = True,
             handle.remove()
 
 
-def eval_padded_length(cfg: Mapping[str, Any], lengths: Sequence[int]) -> int:
-    """The padded length the detector sees at evaluation for videos of these lengths.
-
-    Follows the config's ``model.eval_padding`` ('reference' pads to max_seq_len like
-    ActionFormer). Padding matters: SGP's GroupNorm statistics include padded steps.
-    """
-    from tal_lab.config import max_div_factor
-
-    model = cfg["model"]
-    return padded_length(lengths, int(model["max_seq_len"]), max_div_factor(model), training=False,
-                         pad_to_max_seq_len=model.get("eval_padding", "reference") == "reference")
-
-
 def _padding_groups(detector: nn.Module, lengths: Sequence[int], padded_len: int | None,
                     cfg: Mapping[str, Any] | None) -> list[tuple[int, list[int]]]:
-    """(padded length, video indices) batches, padded as the detector pads at inference."""
+    """(padded length, video indices) batches, padded as the detector pads at inference.
+
+    Padding matters: SGP's GroupNorm statistics include padded steps.
+    """
     if padded_len is not None:
         return [(int(padded_len), list(range(len(lengths))))]
-    if cfg is not None:
-        groups: dict[int, list[int]] = {}
-        for i, n in enumerate(lengths):
-            groups.setdefault(eval_padded_length(cfg, [n]), []).append(i)
-        return list(groups.items())
-    if callable(getattr(detector, "eval_groups", None)):  # tal_lab's Detector knows its padding
-        return [(int(n), list(idx)) for n, idx in detector.eval_groups(list(lengths))]
+    policy = getattr(detector, "padding", None)  # tal_lab's Detector carries its PaddingPolicy
+    if not isinstance(policy, PaddingPolicy) and cfg is not None:
+        policy = PaddingPolicy.from_config(cfg["model"])
+    if isinstance(policy, PaddingPolicy):
+        return policy.eval_groups(lengths)
     return [(max(lengths), list(range(len(lengths))))]
 
 
@@ -248,9 +236,9 @@ def extract_features(detector: nn.Module, feats: Sequence[Tensor], *, padded_len
                      layers: bool = True) -> list[tuple[list[int], ForwardCapture]]:
     """Run backbone and neck on videos (eval mode), padded as at inference, and capture features.
 
-    Videos are batched by padded length: ``padded_len`` if given, else the config's evaluation
-    padding (:func:`eval_padded_length`), else the detector's own ``eval_groups``, else the
-    longest video.
+    Videos are batched by padded length: ``padded_len`` if given, else as the detector batches
+    them at inference (its :class:`~tal_lab.models.padding.PaddingPolicy`; for a detector without
+    one, the policy of ``cfg``), else all in one batch at the longest video's length.
 
     Args:
         feats: one (C, T_b) feature tensor per video.
@@ -471,7 +459,8 @@ def probe_diversity(detector: nn.Module, videos: Any, *,
         videos: video id -> (C, T) input features, or video dicts / a dataset
             (:func:`as_video_features`).
         labels: constant columns added to every row (e.g. run, backbone, neck, epoch).
-        cfg: the detector's config, for the evaluation padding (see :func:`extract_features`).
+        cfg: the detector's config, for the evaluation padding of a detector that does not carry
+            its own (see :func:`extract_features`).
         step_stages: stages whose per-step cos_to_mean rows go into ``steps``.
     """
     videos = as_video_features(videos)

@@ -18,6 +18,10 @@ import torch
 from torch import nn
 
 from tal_lab.analysis.features import DiversityResult, as_video_features, probe_diversity
+from tal_lab.config import load_config
+from tal_lab.engine import load_weights
+from tal_lab.models import build_detector
+from tal_lab.runs import RUN_FILES, run_status
 
 __all__ = ["run_checkpoints", "run_labels", "load_run_detector", "probe_run"]
 
@@ -27,8 +31,8 @@ _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
 def _run_dir(run: str | Path | Mapping[str, Any]) -> Path:
     """A run folder from a path or a load_runs() row (its 'path')."""
     path = Path(run) if isinstance(run, (str, Path)) else Path(run["path"])  # a path, or a row / dict
-    if not (path / "run.json").is_file():
-        raise ValueError(f"{path} is not a tal_lab run folder (no run.json)")
+    if run_status(path) == "missing":
+        raise ValueError(f"{path} is not a tal_lab run folder (no {RUN_FILES['info']})")
     return path
 
 
@@ -53,7 +57,7 @@ def run_checkpoints(run: str | Path | Mapping[str, Any]) -> dict[int, Path]:
 
 def run_labels(run: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     """Identifying columns of a run (name, backbone, neck, head, seed, loss_weight, epochs)."""
-    info = json.loads((_run_dir(run) / "run.json").read_text())
+    info = json.loads((_run_dir(run) / RUN_FILES["info"]).read_text())
     return {"run": info.get("name", _run_dir(run).name), "backbone": info.get("backbone_type"),
             "neck": info.get("fpn_type"), "head": info.get("head_type") or "actionformer",
             "seed": info.get("seed"), "loss_weight": info.get("loss_weight"), "epochs": info.get("epochs")}
@@ -74,12 +78,8 @@ def load_run_detector(run: str | Path | Mapping[str, Any], epoch: int | None = N
         ValueError: not a run folder, no checkpoint, or no checkpoint at ``epoch`` (names the
             epochs available).
     """
-    from tal_lab.config import load_config
-    from tal_lab.engine import load_weights
-    from tal_lab.models import build_detector
-
     path = _run_dir(run)
-    cfg = load_config(path / "config.yaml")
+    cfg = load_config(path / RUN_FILES["config"])
     checkpoints = run_checkpoints(path)
     if not checkpoints:
         raise ValueError(f"{path}: no checkpoint under checkpoints/ (did the run finish an epoch?)")
@@ -88,7 +88,7 @@ def load_run_detector(run: str | Path | Mapping[str, Any], epoch: int | None = N
         raise ValueError(f"{path}: no checkpoint at epoch {epoch}; available: {sorted(checkpoints)} "
                          "(set engine.eval_epochs to keep intermediate checkpoints)")
     detector = build_detector(cfg)
-    wanted = weights or cfg.get("engine", {}).get("eval_weights", "ema")
+    wanted = weights or cfg["engine"]["eval_weights"]
     try:
         load_weights(detector, checkpoints[epoch], weights=wanted)
     except ValueError:

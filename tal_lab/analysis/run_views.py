@@ -21,6 +21,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from tal_lab.analysis.figure import new_figure
+from tal_lab.analysis.study_table import StudyTable
+from tal_lab.analysis.timelines import plot_timelines
+from tal_lab.config import PAPER_CONFIGURATIONS
+from tal_lab.engine import evaluate
+from tal_lab.evaluation import mean_average_precision, read_ground_truth_json
+from tal_lab.runs import load_run, load_runs
 
 __all__ = ["plot_training_curve", "map_table", "run_summary", "split_ground_truth", "class_names",
            "busiest_videos", "run_detections", "pick_runs", "at_last_epoch", "best_pair", "plot_class_ap",
@@ -28,6 +34,8 @@ __all__ = ["plot_training_curve", "map_table", "run_summary", "split_ground_trut
 
 # Iterations averaged in the plotted loss curve (the raw per-iteration loss is noisy).
 LOSS_SMOOTHING_ITERS = 10
+# Table IV's (backbone, neck) when no Table I run has a result: the paper's best, E.
+PAPER_BEST_PAIR: tuple[str, str] = (PAPER_CONFIGURATIONS["E"]["backbone_type"], PAPER_CONFIGURATIONS["E"]["fpn_type"])
 
 
 def plot_training_curve(run: Any, title: str | None = None) -> Figure:
@@ -66,14 +74,12 @@ def plot_training_curve(run: Any, title: str | None = None) -> Figure:
     return fig
 
 
-def map_table(run: Any) -> Any:
+def map_table(run: Any) -> StudyTable:
     """The run's final mAP (percent) per tIoU threshold and their average, with a caption.
 
     Raises:
         ValueError: the run has no results yet.
     """
-    from tal_lab.analysis.study_table import StudyTable
-
     results = run.results
     if not results:
         raise ValueError(f"run {run.name} has no results.json yet (not finished)")
@@ -111,8 +117,6 @@ def split_ground_truth(cfg: Mapping[str, Any], split: str = "test") -> pd.DataFr
     Raises:
         ValueError: ``split`` is not 'test' or 'train', or the annotation file is missing.
     """
-    from tal_lab.evaluation.metrics import read_ground_truth_json
-
     if split not in ("test", "train"):
         raise ValueError(f"split={split!r} is not valid; choose test | train")
     json_file = cfg["dataset"].get("json_file")
@@ -147,8 +151,6 @@ def run_detections(run: Any, split: str = "test", device: str = "auto") -> pd.Da
         return run.detections
     if split != "train":
         raise ValueError(f"split={split!r} is not valid; choose test | train")
-    from tal_lab.engine import evaluate
-
     if run.checkpoint is None:
         raise ValueError(f"run {run.name} has no checkpoint to run on the training split")
     weights = (run.results or {}).get("weights") or "ema"
@@ -159,24 +161,23 @@ def run_detections(run: Any, split: str = "test", device: str = "auto") -> pd.Da
 
 def pick_runs(runs_root: str | Path, names: Sequence[str] = (), data_tag: str = "", one_per: str | None = None,
               limit: int | None = None) -> list[Path]:
-    """Finished runs of a store: the ``names`` given (each must exist), else those whose name
-    starts with ``data_tag``, best average mAP first, optionally one per value of a
-    ``load_runs`` column (``one_per='backbone'``: the best run of each backbone).
+    """Finished runs (:func:`tal_lab.runs.run_status`) of a store: the ``names`` given (each
+    must exist), else those whose name starts with ``data_tag``, best average mAP first,
+    optionally one per value of a ``load_runs`` column (``one_per='backbone'``: the best run of
+    each backbone).
 
     Raises:
         ValueError: a named run is missing or unfinished, or nothing is left to show.
     """
-    from tal_lab.runs import load_runs
-
     root = Path(runs_root)
     table = load_runs(root)
-    finished = table[table["avg_mAP"].notna()] if len(table) else table
+    finished = table[table["status"] == "finished"]
     if names:
         missing = [n for n in names if n not in set(finished["name"])]
         if missing:
             raise ValueError(f"runs {missing} are not finished runs of {root}; have {finished['name'].tolist()}")
         return [root / n for n in names]
-    chosen = finished[finished["name"].str.startswith(data_tag)] if data_tag else finished
+    chosen = finished[finished["name"].str.startswith(data_tag)] if data_tag and len(finished) else finished
     chosen = chosen.sort_values(["avg_mAP", "name"], ascending=[False, True])
     if one_per:
         chosen = chosen.drop_duplicates(one_per, keep="first")
@@ -194,14 +195,23 @@ def at_last_epoch(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["epoch"] == frame.groupby("run")["epoch"].transform("max")]
 
 
-def best_pair(table1_frame: pd.DataFrame, default: tuple[str, str] = ("sgp", "identity")) -> tuple[str, str]:
-    """(backbone, neck) of Table I's row with the highest mean average mAP (``default``, the
-    paper's best E, when no row has results)."""
+def best_pair(table1_frame: pd.DataFrame, default: tuple[str, str] = PAPER_BEST_PAIR) -> tuple[str, str]:
+    """The (backbone, neck) pair with the highest mean average mAP: Table IV's configuration.
+
+    ``table1_frame`` has ``backbone``, ``neck`` and ``avg_mAP`` columns: Table I's frame (one
+    row per configuration, already a mean over seeds) or one row per run (the study runner);
+    each pair scores the mean of its rows, rows without ``avg_mAP`` left out.
+
+    Tie-break (equal means): ``default`` (the paper's best, E) when it is among the best, else
+    the best pair whose first row comes first in the frame (Table I's row order). ``default``
+    when no row has a result.
+    """
     rows = table1_frame.dropna(subset=["avg_mAP"])
     if rows.empty:
         return default
-    best = rows.loc[rows["avg_mAP"].idxmax()]
-    return str(best["backbone"]), str(best["neck"])
+    means = rows.groupby(["backbone", "neck"], sort=False)["avg_mAP"].mean()
+    best = [(str(backbone), str(neck)) for backbone, neck in means.index[means == means.max()]]
+    return default if default in best else best[0]
 
 
 def plot_class_ap(per_class: pd.DataFrame, tiou: float, title: str = "") -> Figure:
@@ -227,12 +237,10 @@ class RunExplorer:
 
     def __init__(self, runs_root: str | Path, run: str = "", videos: Sequence[str] = (), score_threshold: float = 0.3,
                  tiou: float = 0.5, classes: Sequence[str] = (), num_videos: int = 3, data_tag: str = "") -> None:
-        from tal_lab.runs import load_runs
-
         self.root = Path(runs_root)
         table = load_runs(self.root)
-        finished = table[table["avg_mAP"].notna()] if len(table) else table
-        if data_tag and len(finished):
+        finished = table[table["status"] == "finished"]
+        if data_tag and len(finished):  # an empty store's name column is not a string column
             finished = finished[finished["name"].str.startswith(data_tag)]
         if finished.empty:
             raise ValueError(f"no finished run{f' named {data_tag}*' if data_tag else ''} in {self.root}; train one "
@@ -257,8 +265,6 @@ class RunExplorer:
         self._widgets: Any = None
 
     def _load(self, name: str) -> None:
-        from tal_lab.runs import load_run
-
         self.run = load_run(self.root / name)
         self.gt = split_ground_truth(self.run.config, "test")
         self.names = class_names(self.run.config)
@@ -275,9 +281,6 @@ class RunExplorer:
 
     def render(self) -> tuple[Figure, Figure, pd.DataFrame]:
         """The current state: timeline figure, per-class AP figure and the per-class AP table."""
-        from tal_lab.analysis.timelines import plot_timelines
-        from tal_lab.evaluation.metrics import mean_average_precision
-
         s = self.state
         preds = self.run.detections[self.run.detections["score"] >= s["score_threshold"]]
         gt = self.gt
@@ -309,6 +312,8 @@ class RunExplorer:
         draws once. The figures replace the previous ones in the same Output (``wait=True``
         keeps the old image until the new one is ready, so nothing flickers).
         """
+        # ipywidgets loads with the explorer only: the study runner (best_pair) and the other
+        # views use this module in processes without a notebook front end.
         import ipywidgets as w
 
         wide = {"layout": w.Layout(width="98%"), "style": {"description_width": "6em"}}
@@ -353,7 +358,7 @@ class RunExplorer:
 
     def show(self, out: Any = None) -> None:
         """Render the current state into ``out`` (an ipywidgets Output) or the cell's output."""
-        from IPython.display import display
+        from IPython.display import display  # IPython: the notebook front end, as ipywidgets above
 
         timeline, ap, _ = self.render()
         if out is None:

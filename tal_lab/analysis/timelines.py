@@ -5,7 +5,7 @@ predictions ``video-id, t-start, t-end, label, score``; times in seconds, labels
 annotations (integer ids or names). Ground truth may come from either split.
 
 Matching is the mAP protocol's (ActivityNet / THUMOS14 evaluator, through
-:func:`tal_lab.evaluation.metrics.match_predictions`) at one tIoU threshold: predictions of a (video,
+:func:`tal_lab.evaluation.match_predictions`) at one tIoU threshold: predictions of a (video,
 label) are taken by decreasing score (ties in row order) and each one matches the free
 ground-truth instance of that video and label with the highest tIoU, if that tIoU reaches the
 threshold (a miss is strictly below it); otherwise it is a false positive. Ground truth left
@@ -19,11 +19,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from tal_lab.analysis.figure import new_figure
+from tal_lab.evaluation import match_predictions
 
 __all__ = ["GT_COLUMNS", "PRED_COLUMNS", "TimelineMatch", "match_detections", "plot_timelines"]
 
@@ -84,7 +86,7 @@ def match_detections(gt: pd.DataFrame, preds: pd.DataFrame, *, tiou: float = 0.5
                      score_threshold: float = 0.0) -> TimelineMatch:
     """Label every prediction (score >= ``score_threshold``) and ground-truth instance.
 
-    The matching is :func:`tal_lab.evaluation.metrics.match_predictions` at the single threshold
+    The matching is :func:`tal_lab.evaluation.match_predictions` at the single threshold
     ``tiou``, so a prediction counts as matched exactly when the mAP protocol counts it as a
     true positive (given the same predictions).
 
@@ -92,8 +94,6 @@ def match_detections(gt: pd.DataFrame, preds: pd.DataFrame, *, tiou: float = 0.5
         ValueError: missing columns, a threshold outside (0, 1], labels of mixed kinds, or a
             ground-truth segment that is not longer than zero.
     """
-    from tal_lab.evaluation.metrics import match_predictions
-
     _check_columns(gt, GT_COLUMNS, "ground-truth")
     _check_columns(preds, PRED_COLUMNS, "prediction")
     if not 0.0 < tiou <= 1.0:
@@ -183,6 +183,109 @@ _STYLES = {
 }
 
 
+def _shown_match(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: list[str], tiou: float, score_threshold: float,
+                 class_names: Mapping[Any, str] | Sequence[str] | None, classes: Sequence[Any] | None,
+                 max_preds_per_video: int | None) -> TimelineMatch:
+    """The matching of what the timelines show: the videos' rows, the chosen classes, the best
+    predictions per video (:func:`plot_timelines`' arguments, checked)."""
+    _check_columns(gt, GT_COLUMNS, "ground-truth")
+    _check_columns(preds, PRED_COLUMNS, "prediction")
+    if not video_ids:
+        raise ValueError("plot_timelines needs at least one video id")
+    known = set(gt["video-id"]) | set(preds["video-id"])
+    unknown = [v for v in video_ids if v not in known]
+    if unknown:
+        raise ValueError(f"video ids {unknown} appear in neither the ground truth nor the predictions")
+    gt_v = gt[gt["video-id"].isin(video_ids)]
+    pred_v = preds[preds["video-id"].isin(video_ids) & (preds["score"] >= score_threshold)]
+    # Filter classes before capping predictions per video, so a chosen class shows its own
+    # best predictions rather than whatever survived a cap taken over all classes.
+    if classes is not None:
+        chosen = _resolve_classes(classes, set(gt_v["label"]) | set(pred_v["label"]), class_names)
+        gt_v, pred_v = gt_v[gt_v["label"].isin(chosen)], pred_v[pred_v["label"].isin(chosen)]
+    if max_preds_per_video is not None:
+        pred_v = (pred_v.iloc[np.argsort(-pred_v["score"].to_numpy(), kind="stable")]
+                  .groupby("video-id", sort=False).head(max_preds_per_video))
+    return match_detections(gt_v, pred_v, tiou=tiou, score_threshold=score_threshold)
+
+
+@dataclass
+class _VideoRow:
+    """One video's row of the figure: its matched frames and the lane of each segment."""
+
+    video_id: str
+    gt: pd.DataFrame
+    preds: pd.DataFrame
+    gt_lanes: np.ndarray
+    pred_lanes: np.ndarray
+
+    @staticmethod
+    def of(match: TimelineMatch, video_id: str) -> "_VideoRow":
+        g = match.gt[match.gt["video-id"] == video_id]
+        p = match.preds[match.preds["video-id"] == video_id]
+        g_lanes = _lanes(g[["t-start", "t-end"]].to_numpy(np.float64)) if len(g) else np.zeros(0, int)
+        p_lanes = _lanes(p[["t-start", "t-end"]].to_numpy(np.float64)) if len(p) else np.zeros(0, int)
+        return _VideoRow(video_id, g, p, g_lanes, p_lanes)
+
+    @property
+    def num_gt_lanes(self) -> int:
+        return max(1, int(self.gt_lanes.max(initial=-1)) + 1)
+
+    @property
+    def num_pred_lanes(self) -> int:
+        return max(1, int(self.pred_lanes.max(initial=-1)) + 1)
+
+    @property
+    def height(self) -> float:
+        """Height ratio of the row: its lanes plus the gap and the title."""
+        return self.num_gt_lanes + self.num_pred_lanes + 1.2
+
+
+def _draw_row(ax: Any, row: _VideoRow, colour: Mapping[Any, Any], durations: Mapping[str, float] | None,
+              view: tuple[float, float], show_scores: bool) -> None:
+    """One video's lanes on ``ax``: prediction lanes at 0 .. n_pred-1, a gap, then the
+    ground-truth lanes above; the time axis spans the video (zoomed to ``view``)."""
+    n_gt, n_pred = row.num_gt_lanes, row.num_pred_lanes
+    gt_base = n_pred + 0.6
+    for frame, lanes, base, kind in ((row.gt, row.gt_lanes, gt_base, "gt"), (row.preds, row.pred_lanes, 0.0, "pred")):
+        for (_, seg), lane in zip(frame.iterrows(), lanes):
+            hatch, edge, alpha, style = _STYLES[("gt_" + seg["outcome"]) if kind == "gt" else seg["outcome"]]
+            start, end = float(seg["t-start"]), float(seg["t-end"])
+            ax.barh(base + lane, max(end - start, 1e-9), left=start, height=0.8,
+                    color=to_rgba(colour[seg["label"]], alpha), edgecolor=edge, hatch=hatch,
+                    linestyle=style, linewidth=1.0)
+            if show_scores and kind == "pred":
+                ax.text(start, base + lane, f"{seg['score']:.2f}", va="center", fontsize=6)
+    ax.axhline(n_pred - 0.2, color="grey", linewidth=0.6)
+    ax.set_yticks([(n_pred - 1) / 2, gt_base + (n_gt - 1) / 2], ["pred", "GT"])
+    ax.set_ylim(-0.6, gt_base + n_gt - 0.2)
+    end_sec = max([0.0, *row.gt["t-end"].tolist(), *row.preds["t-end"].tolist()])
+    if durations is not None and row.video_id in durations:
+        end_sec = max(end_sec, float(durations[row.video_id]))
+    span = end_sec * 1.01 if end_sec > 0 else 1.0
+    ax.set_xlim(view[0] * span, view[1] * span)
+    p, g = row.preds, row.gt
+    counts = (f"{(p['outcome'] == 'matched').sum()} matched, {(p['outcome'] == 'false_positive').sum()} FP, "
+              f"{(g['outcome'] == 'missed').sum()} missed")
+    ax.set_title(f"{row.video_id}  ({counts})", loc="left", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _add_legend(fig: Figure, colour: Mapping[Any, Any],
+                class_names: Mapping[Any, str] | Sequence[str] | None) -> None:
+    """One legend below the rows: a patch per class, then the three outcome styles."""
+    class_handles = [Patch(facecolor=c, label=_name_of(label, class_names)) for label, c in colour.items()]
+    outcome_handles = [
+        Patch(facecolor="lightgrey", edgecolor="black", label="matched (pred / GT)"),
+        Patch(facecolor=to_rgba("lightgrey", 0.35), edgecolor="red", hatch="//", linestyle="--",
+              label="false positive"),
+        Patch(facecolor=to_rgba("lightgrey", 0.35), edgecolor="red", hatch="xx", linestyle="--",
+              label="missed GT"),
+    ]
+    fig.legend(handles=class_handles + outcome_handles, loc="outside lower center",
+               ncols=min(6, len(class_handles) + 3), fontsize=8)
+
+
 def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[str], *, tiou: float = 0.5,
                    score_threshold: float = 0.3, class_names: Mapping[Any, str] | Sequence[str] | None = None,
                    classes: Sequence[Any] | None = None, durations: Mapping[str, float] | None = None,
@@ -202,82 +305,20 @@ def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[st
     Raises:
         ValueError: no video ids, ids found in neither frame, unknown classes, bad columns.
     """
-    _check_columns(gt, GT_COLUMNS, "ground-truth")
-    _check_columns(preds, PRED_COLUMNS, "prediction")
     video_ids = list(video_ids)
     if not 0.0 <= view[0] < view[1] <= 1.0:
         raise ValueError(f"view={tuple(view)!r} must be (start, end) fractions with 0 <= start < end <= 1")
-    if not video_ids:
-        raise ValueError("plot_timelines needs at least one video id")
-    known = set(gt["video-id"]) | set(preds["video-id"])
-    unknown = [v for v in video_ids if v not in known]
-    if unknown:
-        raise ValueError(f"video ids {unknown} appear in neither the ground truth nor the predictions")
-    gt_v = gt[gt["video-id"].isin(video_ids)]
-    pred_v = preds[preds["video-id"].isin(video_ids) & (preds["score"] >= score_threshold)]
-    # Filter classes before capping predictions per video, so a chosen class shows its own
-    # best predictions rather than whatever survived a cap taken over all classes.
-    if classes is not None:
-        chosen = _resolve_classes(classes, set(gt_v["label"]) | set(pred_v["label"]), class_names)
-        gt_v, pred_v = gt_v[gt_v["label"].isin(chosen)], pred_v[pred_v["label"].isin(chosen)]
-    if max_preds_per_video is not None:
-        pred_v = (pred_v.iloc[np.argsort(-pred_v["score"].to_numpy(), kind="stable")]
-                  .groupby("video-id", sort=False).head(max_preds_per_video))
-    match = match_detections(gt_v, pred_v, tiou=tiou, score_threshold=score_threshold)
-
+    match = _shown_match(gt, preds, video_ids, tiou, score_threshold, class_names, classes, max_preds_per_video)
     labels = sorted(set(match.gt["label"]) | set(match.preds["label"]), key=lambda x: (str(type(x)), x))
-    cmap_name = "tab10" if len(labels) <= 10 else "tab20"
-    from matplotlib import colormaps
-
-    cmap = colormaps[cmap_name]
+    cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
     colour = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
-
-    layouts = []
-    for vid in video_ids:
-        g, p = match.gt[match.gt["video-id"] == vid], match.preds[match.preds["video-id"] == vid]
-        g_lanes = _lanes(g[["t-start", "t-end"]].to_numpy(np.float64)) if len(g) else np.zeros(0, int)
-        p_lanes = _lanes(p[["t-start", "t-end"]].to_numpy(np.float64)) if len(p) else np.zeros(0, int)
-        layouts.append((vid, g, p, g_lanes, p_lanes, int(g_lanes.max(initial=-1)) + 1,
-                        int(p_lanes.max(initial=-1)) + 1))
-    heights = [max(1, ng) + max(1, np_) + 1.2 for *_, ng, np_ in layouts]
+    rows = [_VideoRow.of(match, vid) for vid in video_ids]
+    heights = [row.height for row in rows]
     fig = new_figure(figsize=(width, 0.32 * sum(heights) + 1.6))
     axes = fig.subplots(len(video_ids), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
-    for ax, (vid, g, p, g_lanes, p_lanes, n_gt, n_pred) in zip(axes, layouts):
-        n_gt, n_pred = max(1, n_gt), max(1, n_pred)
-        # y layout: prediction lanes at 0 .. n_pred-1, a gap, then ground-truth lanes above.
-        gt_base = n_pred + 0.6
-        for frame, lanes, base, kind in ((g, g_lanes, gt_base, "gt"), (p, p_lanes, 0.0, "pred")):
-            for (_, row), lane in zip(frame.iterrows(), lanes):
-                key = ("gt_" + row["outcome"]) if kind == "gt" else row["outcome"]
-                hatch, edge, alpha, style = _STYLES[key]
-                start, end = float(row["t-start"]), float(row["t-end"])
-                ax.barh(base + lane, max(end - start, 1e-9), left=start, height=0.8,
-                        color=to_rgba(colour[row["label"]], alpha), edgecolor=edge, hatch=hatch,
-                        linestyle=style, linewidth=1.0)
-                if show_scores and kind == "pred":
-                    ax.text(start, base + lane, f"{row['score']:.2f}", va="center", fontsize=6)
-        ax.axhline(n_pred - 0.2, color="grey", linewidth=0.6)
-        ax.set_yticks([(n_pred - 1) / 2, gt_base + (n_gt - 1) / 2], ["pred", "GT"])
-        ax.set_ylim(-0.6, gt_base + n_gt - 0.2)
-        end_sec = max([0.0, *g["t-end"].tolist(), *p["t-end"].tolist()])
-        if durations is not None and vid in durations:
-            end_sec = max(end_sec, float(durations[vid]))
-        span = end_sec * 1.01 if end_sec > 0 else 1.0
-        ax.set_xlim(view[0] * span, view[1] * span)
-        counts = (f"{(p['outcome'] == 'matched').sum()} matched, {(p['outcome'] == 'false_positive').sum()} FP, "
-                  f"{(g['outcome'] == 'missed').sum()} missed")
-        ax.set_title(f"{vid}  ({counts})", loc="left", fontsize=9)
-        ax.grid(axis="x", alpha=0.3)
+    for ax, row in zip(axes, rows):
+        _draw_row(ax, row, colour, durations, view, show_scores)
     axes[-1].set_xlabel("time (s)")
-    class_handles = [Patch(facecolor=colour[label], label=_name_of(label, class_names)) for label in labels]
-    outcome_handles = [
-        Patch(facecolor="lightgrey", edgecolor="black", label="matched (pred / GT)"),
-        Patch(facecolor=to_rgba("lightgrey", 0.35), edgecolor="red", hatch="//", linestyle="--",
-              label="false positive"),
-        Patch(facecolor=to_rgba("lightgrey", 0.35), edgecolor="red", hatch="xx", linestyle="--",
-              label="missed GT"),
-    ]
-    fig.legend(handles=class_handles + outcome_handles, loc="outside lower center",
-               ncols=min(6, len(class_handles) + 3), fontsize=8)
+    _add_legend(fig, colour, class_names)
     fig.suptitle(title or f"Predictions vs ground truth (tIoU {tiou:g}, score >= {score_threshold:g})")
     return fig

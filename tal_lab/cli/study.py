@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from tal_lab.study.params import DATASETS, PRESETS
+from tal_lab.study.params import DATASETS, STUDY_PRESETS
 from tal_lab.study.plan import TABLE1_CONFIGURATIONS, TABLES, build_plan
 from tal_lab.study.runner import run_study
 
@@ -29,7 +29,7 @@ def add_study_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 _OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("--preset", {"choices": PRESETS, "default": "quick", "help": "tiny (tests) | quick (synthetic, CPU; default) | "
+    ("--preset", {"choices": STUDY_PRESETS, "default": "quick", "help": "tiny (tests) | quick (synthetic, CPU; default) | "
                                                                   "paper (the paper's protocol)"}),
     ("--dataset", {"choices": list(DATASETS), "default": "synthetic", "help": "default synthetic"}),
     ("--data-root", {"default": "", "help": "dataset folder (required for real datasets)"}),

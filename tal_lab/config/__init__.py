@@ -1,12 +1,29 @@
-"""Configuration: ActionFormer's YAML schema read, validated once and resolved at the edge."""
+"""Configuration: ActionFormer's YAML schema read, validated once and frozen, at the edge.
 
-from tal_lab.config.loading import (BACKBONE_TYPES, DATASET_NAMES, DEFAULTS, FPN_TYPES, HEAD_TYPES,
-                                    PAPER_CONFIGURATIONS, SYNTHETIC_PRESETS, ConfigError, apply_overrides,
-                                    dump_config, level_strides, load_config, max_div_factor,
-                                    paper_configuration, parse_overrides)
+Modules, one job each: :mod:`~tal_lab.config.defaults` (the defaults merged under every
+config), :mod:`~tal_lab.config.io` (reading a YAML file or mapping, writing ActionFormer's
+spelling), :mod:`~tal_lab.config.sentinels` (the reference's ``-1`` / ``<= 0`` values as
+explicit ones), :mod:`~tal_lab.config.validate` (one check per section),
+:mod:`~tal_lab.config.resolve` (merge, validate, derive, freeze), :mod:`~tal_lab.config.loading`
+(:func:`load_config`), :mod:`~tal_lab.config.overrides` (:func:`apply_overrides`),
+:mod:`~tal_lab.config.frozen` (the immutable mapping), :mod:`~tal_lab.config.geometry`
+(pyramid strides and divisors), :mod:`~tal_lab.config.presets` (the paper's configurations)
+and :mod:`~tal_lab.config.published` (ActionFormer's per-dataset settings).
+"""
+
+from tal_lab.config.defaults import DATASET_NAMES, DEFAULTS
+from tal_lab.config.errors import ConfigError
+from tal_lab.config.frozen import FrozenDict, FrozenList, freeze, thaw
+from tal_lab.config.geometry import attention_windows, level_strides, max_div_factor
+from tal_lab.config.io import dump_config, reference_dict
+from tal_lab.config.loading import load_config
+from tal_lab.config.overrides import apply_overrides, parse_overrides
+from tal_lab.config.presets import PAPER_CONFIGURATIONS, paper_configuration
+from tal_lab.config.sentinels import ADAPTIVE_LOSS_WEIGHT, GLOBAL_ATTENTION, AttentionWindow, LossWeight
 
 __all__ = [
-    "ConfigError", "DEFAULTS", "BACKBONE_TYPES", "FPN_TYPES", "HEAD_TYPES", "DATASET_NAMES",
-    "SYNTHETIC_PRESETS", "PAPER_CONFIGURATIONS", "load_config", "parse_overrides", "apply_overrides",
-    "paper_configuration", "dump_config", "level_strides", "max_div_factor",
+    "ConfigError", "DEFAULTS", "DATASET_NAMES", "PAPER_CONFIGURATIONS", "GLOBAL_ATTENTION", "ADAPTIVE_LOSS_WEIGHT",
+    "AttentionWindow", "LossWeight", "FrozenDict", "FrozenList", "freeze", "thaw", "load_config",
+    "parse_overrides", "apply_overrides", "paper_configuration", "dump_config", "reference_dict", "level_strides",
+    "attention_windows", "max_div_factor",
 ]

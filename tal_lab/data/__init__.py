@@ -15,7 +15,7 @@ from tal_lab.data.batching import collate_videos, pad_videos
 from tal_lab.data.errors import DataError, DataFileNotFoundError, Problem
 from tal_lab.data.loader import build_data_loader, make_data_loader, seed_worker
 from tal_lab.data.synthetic import dataset_digest, generate_synthetic
-from tal_lab.data.synthetic_spec import PRESETS, SyntheticKnobs, knobs_from_mapping
+from tal_lab.data.synthetic_spec import SYNTHETIC_PRESETS, SyntheticKnobs, knobs_from_mapping
 from tal_lab.data.transforms import truncate_video
 from tal_lab.data.validate import ValidationReport, validate_dataset
 
@@ -23,5 +23,6 @@ __all__ = [
     "DATASETS", "ActionFormerDataset", "ActivityNetDataset", "EpicKitchensDataset", "SyntheticDataset",
     "ThumosDataset", "build_dataset", "collate_videos", "pad_videos", "DataError", "DataFileNotFoundError",
     "Problem", "build_data_loader", "make_data_loader", "seed_worker", "dataset_digest", "generate_synthetic",
-    "PRESETS", "SyntheticKnobs", "knobs_from_mapping", "truncate_video", "ValidationReport", "validate_dataset",
+    "SYNTHETIC_PRESETS", "SyntheticKnobs", "knobs_from_mapping", "truncate_video", "ValidationReport",
+    "validate_dataset",
 ]

@@ -2,10 +2,9 @@
 
 ActionFormer batches trivially: the DataLoader returns the list of video dicts and the model
 pads it. :func:`collate_videos` is that collator (with a check that catches a dataset
-returning something else); :func:`pad_videos` is the padding step the detector runs, written
-with :func:`tal_lab.core.structures.padded_length` / :func:`~tal_lab.core.structures.pad_batch`:
-training batches are padded to ``max_seq_len``, evaluation batches to ``max_seq_len`` or the
-next multiple of the pyramid's divisor (``tal_lab.config.max_div_factor``).
+returning something else); :func:`pad_videos` is the padding step the detector runs: the
+length comes from the detector's :class:`~tal_lab.models.padding.PaddingPolicy` (built from
+the config), the padding from :func:`tal_lab.core.structures.pad_batch`.
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ from typing import Any, Mapping, Sequence
 
 from torch import Tensor
 
-from tal_lab.config import max_div_factor
-from tal_lab.core.structures import pad_batch, padded_length
+from tal_lab.core.structures import pad_batch
+from tal_lab.models.padding import PaddingPolicy
 
 __all__ = ["VIDEO_KEYS", "collate_videos", "pad_videos"]
 
@@ -43,22 +42,21 @@ def pad_videos(
     model_cfg: Mapping[str, Any],
     training: bool,
 ) -> tuple[Tensor, Tensor]:
-    """Pad a list of video dicts into the detector's input batch.
+    """Pad a list of video dicts into the batch the detector builds of them.
 
     Args:
-        model_cfg: the config's ``model`` section (max_seq_len, backbone_arch, scale_factor,
-            n_mha_win_size, backbone_type, eval_padding).
-        training: pad to ``max_seq_len`` (videos were truncated to it).
+        model_cfg: a resolved config's ``model`` section (its padding: max_seq_len, the pyramid,
+            train_padding, eval_padding; see :class:`~tal_lab.models.padding.PaddingPolicy`).
+        training: pad as a training batch (``train_padding``), else as inference does
+            (``eval_padding``).
+
+    Raises:
+        ValueError: a training video longer than max_seq_len, or inference videos that the
+            detector pads in separate batches (pad each group of ``PaddingPolicy.eval_groups``).
 
     Shapes:
         returns feats (B, C, T_pad) float32 and masks (B, 1, T_pad) bool (True = valid step).
     """
     feats = [v["feats"] for v in videos]
-    length = padded_length(
-        [f.shape[-1] for f in feats],
-        int(model_cfg["max_seq_len"]),
-        max_div_factor(model_cfg),
-        training,
-        pad_to_max_seq_len=model_cfg.get("eval_padding", "reference") == "reference",
-    )
+    length = PaddingPolicy.from_config(model_cfg).batch_length([f.shape[-1] for f in feats], training)
     return pad_batch(feats, length)

@@ -51,7 +51,7 @@ from typing import Any, Mapping
 __all__ = [
     "SyntheticKnobs",
     "SyntheticPreset",
-    "PRESETS",
+    "SYNTHETIC_PRESETS",
     "DEFAULT_CONFUSABLE_PAIRS",
     "load_thumos14_stats",
     "knobs_from_mapping",
@@ -164,7 +164,7 @@ _SHORT_SCHEDULE_ENGINE = {"ema_decay": 0.99}
 # Model width used on CPU: the full THUMOS14 model is 512 wide with 2048-d inputs.
 _SMALL_MODEL = {"embd_dim": 128, "fpn_dim": 128, "head_dim": 128, "n_head": 4, "sgp_mlp_dim": 192}
 
-PRESETS: dict[str, SyntheticPreset] = {
+SYNTHETIC_PRESETS: dict[str, SyntheticPreset] = {
     # A handful of short videos for tests: seconds to generate, load and train on.
     "tiny": SyntheticPreset("tiny", 6, 4, 40.0, 16, 576,
                             model={"embd_dim": 32, "fpn_dim": 32, "head_dim": 32, "n_head": 4, "sgp_mlp_dim": 48},
@@ -185,9 +185,9 @@ def get_preset(name: str) -> SyntheticPreset:
     Raises:
         ValueError: unknown name (listing the presets).
     """
-    if name not in PRESETS:
-        raise ValueError(f"unknown synthetic preset {name!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[name]
+    if name not in SYNTHETIC_PRESETS:
+        raise ValueError(f"unknown synthetic preset {name!r}; choose one of {sorted(SYNTHETIC_PRESETS)}")
+    return SYNTHETIC_PRESETS[name]
 
 
 @lru_cache(maxsize=1)

@@ -22,16 +22,22 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tal_lab.config import dump_config, load_config
+from tal_lab import __version__
+from tal_lab.config import ADAPTIVE_LOSS_WEIGHT, dump_config, load_config
+from tal_lab.core.atomic_io import write_csv_atomic, write_json_atomic
+from tal_lab.data.errors import raise_errors
+from tal_lab.data.features import read_features
+from tal_lab.data.transforms import resize_features
 from tal_lab.engine import components
+from tal_lab.engine.checkpoints.official import load_checkpoint
 from tal_lab.engine.checkpoints.training_state import load_training_checkpoint
 from tal_lab.engine.distributed import (
     DistContext, broadcast_object, init_distributed, resolve_device, shutdown_distributed)
 from tal_lab.engine.evaluator import EvalResult, run_inference
 from tal_lab.engine.optim import total_epochs
 from tal_lab.engine.trainer import Trainer, evaluate_detector
-from tal_lab.core.atomic_io import write_csv_atomic, write_json_atomic
-from tal_lab.runs import DEFAULT_RUN_STORE, RUN_FILES, dataset_identity, default_run_name
+from tal_lab.evaluation import read_class_names
+from tal_lab.runs import DEFAULT_RUN_STORE, RUN_FILES, dataset_identity, default_run_name, run_status
 
 __all__ = ["train", "evaluate", "detect", "load_weights", "git_commit"]
 
@@ -92,23 +98,24 @@ def _prepare_run_dir(run_dir: Path, cfg: dict[str, Any], resume: bool) -> str:
     if diffs:
         return (f"error: cannot resume {run_dir}: the config differs from the stored one in "
                 + "; ".join(diffs[:10]))
-    info = json.loads(info_path.read_text())
-    if info.get("status") == "finished" and (run_dir / RUN_FILES["results"]).is_file():
+    if run_status(run_dir) == "finished":
         return "done"
     return "resume" if (run_dir / RUN_FILES["checkpoint"]).is_file() else "fresh"
 
 
-def _run_info(cfg: Mapping[str, Any], name: str, ctx: DistContext) -> dict[str, Any]:
-    from tal_lab import __version__
+def _loss_weight(value: Any) -> float | str:
+    return ADAPTIVE_LOSS_WEIGHT if value == ADAPTIVE_LOSS_WEIGHT else float(value)
 
+
+def _run_info(cfg: Mapping[str, Any], name: str, ctx: DistContext) -> dict[str, Any]:
     model = cfg["model"]
     return {
         "run_id": f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}",
         "name": name, "created": _now(), "finished": None, "status": "running", "error": None,
         "seed": int(cfg["init_rand_seed"]), "dataset": dataset_identity(cfg),
         "backbone_type": model["backbone_type"], "fpn_type": model["fpn_type"],
-        "head_type": model.get("head_type", "actionformer"),
-        "loss_weight": float(cfg["train_cfg"]["loss_weight"]), "epochs": int(cfg["opt"]["epochs"]),
+        "head_type": model["head_type"],
+        "loss_weight": _loss_weight(cfg["train_cfg"]["loss_weight"]), "epochs": int(cfg["opt"]["epochs"]),
         "warmup_epochs": int(cfg["opt"]["warmup_epochs"]) if cfg["opt"]["warmup"] else 0,
         "total_epochs": total_epochs(cfg["opt"]), "eval_weights": cfg["engine"]["eval_weights"]
         if cfg["engine"]["ema"] else "model",
@@ -218,18 +225,7 @@ def load_weights(detector: nn.Module, checkpoint: str | Path, weights: str = "em
     key = "state_dict_ema" if weights == "ema" else "state_dict"
     if key not in state:
         raise ValueError(f"{checkpoint} has no {key} (EMA was off in that run?); use weights='model'")
-    try:
-        from tal_lab.engine.checkpoints.official import load_checkpoint
-    except ImportError:
-        load_checkpoint = None
-    if load_checkpoint is not None:
-        load_checkpoint(detector, state, ema=weights == "ema")
-        return state
-    weights_dict = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state[key].items()}
-    missing, unexpected = detector.load_state_dict(weights_dict, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{checkpoint}: {key} does not fit the model built from the config: "
-                         f"missing keys {missing[:10]}, unexpected keys {unexpected[:10]}")
+    load_checkpoint(detector, state, ema=weights == "ema")
     return state
 
 
@@ -281,9 +277,6 @@ def _video_from_features(
     duration: float | None,
 ) -> dict[str, Any]:
     """One video dict from a feature file, with the dataset's conversions (downsampling, resizing)."""
-    from tal_lab.data.errors import raise_errors
-    from tal_lab.data.features import read_features
-
     ds = cfg["dataset"]
     feats, problems = read_features(path, path.stem, int(ds["input_dim"]))
     raise_errors(problems, f"features {path}")
@@ -294,9 +287,7 @@ def _video_from_features(
     rate = int(ds["downsample_rate"])
     tensor = torch.from_numpy(np.ascontiguousarray(feats[::rate].T))
     stride, frames = float(feat_stride) * rate, float(num_frames)
-    if ds.get("force_upsampling"):
-        from tal_lab.data.transforms import resize_features
-
+    if ds["force_upsampling"]:
         max_len = int(ds["max_seq_len"])
         stride = frames = float((feats.shape[0] - 1) * feat_stride + num_frames) / max_len
         tensor = resize_features(tensor, max_len)
@@ -334,7 +325,7 @@ def detect(
     """
     cfg = load_config(cfg, overrides)
     ds = cfg["dataset"]
-    fps = fps if fps is not None else ds.get("default_fps")
+    fps = fps if fps is not None else ds["default_fps"]
     if fps is None:
         raise ValueError("the features' fps is unknown: pass fps (--fps) or set dataset.default_fps")
     feat_stride = feat_stride if feat_stride is not None else ds["feat_stride"]
@@ -355,12 +346,10 @@ def detect(
 
 
 def _class_names(cfg: Mapping[str, Any]) -> list[str] | None:
-    json_file = cfg["dataset"].get("json_file")
+    json_file = cfg["dataset"]["json_file"]
     if not json_file or not Path(str(json_file)).is_file():
         return None
     try:
-        from tal_lab.evaluation.metrics import read_class_names
-
         return read_class_names(json_file)
     except (ValueError, KeyError):
         return None

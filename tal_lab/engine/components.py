@@ -1,7 +1,6 @@
 """The pieces the engine trains: detector, datasets and loaders, built from a config.
 
-Thin adapters over ``tal_lab.models`` and ``tal_lab.data`` (imported when first used, so the
-engine's own modules import without them), plus ActionFormer's ``fix_random_seed``.
+Thin adapters over ``tal_lab.models`` and ``tal_lab.data``, plus ActionFormer's ``fix_random_seed``.
 """
 
 from __future__ import annotations
@@ -14,6 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from tal_lab.data import build_dataset
+from tal_lab.data.batching import collate_videos
+from tal_lab.data.loader import make_data_loader, seed_worker
+from tal_lab.models import build_detector
 
 __all__ = ["fix_random_seed", "build_detector", "build_split", "build_train_loader", "build_eval_loader",
            "empty_label_ids", "loss_normalizer_of", "count_parameters"]
@@ -39,27 +43,9 @@ def fix_random_seed(seed: int, deterministic_cuda: bool = True) -> None:
             torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def build_detector(cfg: Mapping[str, Any]) -> nn.Module:
-    """``tal_lab.models.build_detector(cfg)``."""
-    from tal_lab.models import build_detector as _build
-
-    return _build(cfg)
-
-
 def build_split(cfg: Mapping[str, Any], split: str, is_training: bool) -> Dataset:
     """``tal_lab.data.build_dataset(cfg, split, is_training)`` ('train' or 'val')."""
-    try:
-        from tal_lab.data import build_dataset as _build
-    except ImportError:  # the package may not re-export it
-        from tal_lab.data.actionformer import build_dataset as _build
-    return _build(cfg, split, is_training)
-
-
-def _data_helpers() -> tuple[Any, Any]:
-    from tal_lab.data.batching import collate_videos
-    from tal_lab.data.loader import seed_worker
-
-    return collate_videos, seed_worker
+    return build_dataset(cfg, split, is_training)
 
 
 def build_train_loader(
@@ -72,24 +58,19 @@ def build_train_loader(
     """
     num_workers = int(cfg["loader"]["num_workers"])
     if world_size == 1:
-        from tal_lab.data.loader import make_data_loader
-
         return make_data_loader(dataset, True, batch_size, num_workers, seed)
-    collate, seed_worker = _data_helpers()
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
                                  drop_last=True)
     generator = torch.Generator()
     generator.manual_seed(seed + rank)
     extra: dict[str, Any] = {"persistent_workers": True, "worker_init_fn": seed_worker} if num_workers else {}
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers,
-                      collate_fn=collate, generator=generator, **extra)
+                      collate_fn=collate_videos, generator=generator, **extra)
 
 
 def build_eval_loader(dataset: Dataset, cfg: Mapping[str, Any]) -> DataLoader:
     """The evaluation loader: in order, ``engine.eval_batch_size`` videos per batch (1 as the reference)."""
-    from tal_lab.data.loader import make_data_loader
-
-    batch = int(cfg["engine"].get("eval_batch_size", 1))
+    batch = int(cfg["engine"]["eval_batch_size"])
     return make_data_loader(dataset, False, batch, int(cfg["loader"]["num_workers"]), int(cfg["init_rand_seed"]))
 
 

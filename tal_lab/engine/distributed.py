@@ -60,11 +60,11 @@ def resolve_device(cfg: Mapping[str, Any], local_rank: int = 0) -> torch.device:
     Raises:
         ValueError: a CUDA device is asked for on a machine without one.
     """
-    wanted = str(cfg["engine"].get("device", "auto"))
+    wanted = str(cfg["engine"]["device"])
     if wanted == "auto":
-        first = str((cfg.get("devices") or ["cpu"])[0])
+        first = str((cfg["devices"] or ["cpu"])[0])
         wanted = first if (first.startswith("cuda") and torch.cuda.is_available()) else "cpu"
-        devices = cfg.get("devices") or []
+        devices = cfg["devices"]
         if len(devices) > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1 and torch.cuda.is_available():
             warnings.warn(f"config key 'devices' lists {len(devices)} devices, but this is one process: "
                           f"launch with `torchrun --nproc_per_node {len(devices)} -m tal_lab train ...` to use them; "

@@ -4,7 +4,7 @@ As ActionFormer's ``valid_one_epoch`` + ``ANETdetection``: the detector in eval 
 per video, segments in seconds, scores and labels; all of them form one predictions frame
 (``video-id, t-start, t-end, label, score``), optionally fused with external video-level
 classification scores (:func:`fuse_external_scores`, ActionFormer's ActivityNet recipe), then
-scored by :func:`tal_lab.evaluation.metrics.mean_average_precision` against the ground truth the official
+scored by :func:`tal_lab.evaluation.mean_average_precision` against the ground truth the official
 evaluator reads from the annotation JSON.
 """
 
@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from tal_lab.evaluation.metrics import detections_to_frame, mean_average_precision, read_ground_truth_json
+from tal_lab.core.autocast import autocast
+from tal_lab.evaluation import detections_to_frame, mean_average_precision, read_ground_truth_json
 
 __all__ = [
     "PRED_COLUMNS",
@@ -117,10 +119,10 @@ def ground_truth_for(cfg: Mapping[str, Any], dataset: Any) -> pd.DataFrame:
 
     From the annotation JSON (``dataset.json_file`` or ``dataset.json_file`` of the config)
     and every subset of ``val_split``, with the evaluator's duplicate filter
-    (:func:`tal_lab.evaluation.metrics.read_ground_truth_json`); datasets without a JSON file provide
+    (:func:`tal_lab.evaluation.read_ground_truth_json`); datasets without a JSON file provide
     ``ground_truth_frame()``.
     """
-    json_file = getattr(dataset, "json_file", None) or cfg["dataset"].get("json_file")
+    json_file = getattr(dataset, "json_file", None) or cfg["dataset"]["json_file"]
     if json_file and Path(str(json_file)).is_file():
         frames = [read_ground_truth_json(json_file, subset=s) for s in cfg["val_split"]]
         return pd.concat(frames, ignore_index=True)
@@ -138,12 +140,6 @@ def videos_to_device(videos: Sequence[Mapping[str, Any]], device: torch.device) 
             for video in videos]
 
 
-def _autocast(device: torch.device, amp: str) -> Any:
-    if device.type != "cuda" or amp == "none":
-        return torch.autocast(device_type=device.type, enabled=False)
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
 @torch.no_grad()
 def run_inference(
     model: nn.Module,
@@ -158,15 +154,13 @@ def run_inference(
     Returns:
         (detections frame with PRED_COLUMNS, number of videos, seconds).
     """
-    from tqdm.auto import tqdm
-
     was_training = model.training
     model.eval()
     outputs: list[Mapping[str, Any]] = []
     start = time.perf_counter()
     try:
         for videos in tqdm(batches, total=total, desc="eval", disable=not progress, leave=False):
-            with _autocast(device, amp):
+            with autocast(device, amp):
                 dets = model(videos_to_device(videos, device))
             outputs += [{k: (v.float().cpu() if torch.is_tensor(v) else v) for k, v in d.items()} for d in dets]
     finally:

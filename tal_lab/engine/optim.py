@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -26,6 +26,7 @@ __all__ = [
     "total_epochs",
     "WarmupSchedule",
     "build_scheduler",
+    "current_lr",
 ]
 
 # ActionFormer's LinearWarmupCosineAnnealingLR floor; its train script never passes opt.eta_min,
@@ -183,9 +184,3 @@ def build_scheduler(
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
     """The learning rate of the first parameter group (all groups share one schedule)."""
     return float(optimizer.param_groups[0]["lr"])
-
-
-def iterate_params(optimizer: torch.optim.Optimizer) -> Iterator[torch.Tensor]:
-    """Every parameter the optimiser updates, group after group."""
-    for group in optimizer.param_groups:
-        yield from group["params"]

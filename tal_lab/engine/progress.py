@@ -30,7 +30,7 @@ def _kernel_is_interactive() -> bool | None:
     if shell is None or not hasattr(shell, "kernel"):
         return None
     try:
-        import psutil  # an ipykernel dependency, so present wherever a kernel runs
+        import psutil  # not a tal_lab dependency: ipykernel's, so present wherever a kernel runs
 
         parent = " ".join(psutil.Process().parent().cmdline())
     except Exception:  # noqa: BLE001 - no parent information: assume nobody watches live

@@ -2,7 +2,7 @@
 
 Per iteration (ActionFormer's ``train_one_epoch``): zero the gradients, forward the batch of
 video dicts, back-propagate ``final_loss``, clip the gradient L2 norm when
-``train_cfg.clip_grad_l2norm > 0``, step the optimiser, step the per-iteration schedule, update
+``train_cfg.clip_grad_l2norm`` is set (None: no clipping), step the optimiser, step the per-iteration schedule, update
 the EMA. Per epoch: evaluate when the epoch is listed in ``engine.eval_epochs`` (and always
 after the last), append the epoch's record, then save ``checkpoints/last.pt`` atomically.
 
@@ -27,7 +27,10 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from tal_lab import __version__
+from tal_lab.config import apply_overrides
 from tal_lab.engine import components
 from tal_lab.engine.checkpoints.training_state import (
     atomic_torch_save, capture_rng_state, load_training_checkpoint, restore_rng_state)
@@ -39,6 +42,7 @@ from tal_lab.engine.evaluator import (
 from tal_lab.engine.optim import build_optimizer, build_scheduler, current_lr, total_epochs
 from tal_lab.engine.progress import format_epoch_line, progress_mode
 from tal_lab.core.atomic_io import append_jsonl, read_jsonl, rewrite_jsonl, write_csv_atomic, write_json_atomic
+from tal_lab.core.autocast import autocast
 from tal_lab.runs import RUN_FILES
 
 __all__ = ["NonFiniteLossError", "Trainer", "training_step", "evaluate_detector", "forked_rng"]
@@ -76,7 +80,7 @@ def evaluate_detector(
     detections, num_videos, infer_seconds = run_inference(model, loader, device, amp, progress, total=len(loader))
     ground_truth = ground_truth_for(cfg, dataset)
     num_labels = int(cfg["dataset"]["num_classes"])
-    fused = cfg["test_cfg"].get("ext_score_file")
+    fused = cfg["test_cfg"]["ext_score_file"]
     if fused:
         scores = load_external_scores(fused)
         detections = fuse_external_scores(detections, scores)
@@ -90,12 +94,6 @@ def evaluate_detector(
                       num_videos=num_videos, fused_with=str(fused) if fused else None)
 
 
-def _autocast(device: torch.device, amp: str) -> Any:
-    if amp == "none" or device.type != "cuda":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
 def training_step(
     model: nn.Module,
     videos: list[dict[str, Any]],
@@ -104,17 +102,17 @@ def training_step(
     device: torch.device,
     ema: ModelEMA | None = None,
     scaler: torch.amp.GradScaler | None = None,
-    clip_norm: float = -1.0,
+    clip_norm: float | None = None,
     amp: str = "none",
 ) -> dict[str, torch.Tensor]:
     """One ActionFormer iteration; returns the losses, detached, still on the device.
 
     zero grad -> forward (autocast under ``amp`` on CUDA) -> backward of ``final_loss``
-    (scaled for fp16) -> clip the L2 norm when ``clip_norm > 0`` -> optimiser step ->
+    (scaled for fp16) -> clip the L2 norm to ``clip_norm`` unless None -> optimiser step ->
     schedule step -> EMA update.
     """
     optimizer.zero_grad(set_to_none=True)
-    with _autocast(device, amp):
+    with autocast(device, amp):
         losses = model(videos_to_device(videos, device))
     if "final_loss" not in losses:
         raise ValueError(f"the detector's training output lacks 'final_loss' (has {sorted(losses)})")
@@ -125,7 +123,7 @@ def training_step(
     else:
         final.backward()
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    if clip_norm > 0:
+    if clip_norm is not None:
         torch.nn.utils.clip_grad_norm_(params, clip_norm)
     if scaler is not None:
         scaler.step(optimizer)
@@ -171,8 +169,6 @@ class Trainer:
         empty = components.empty_label_ids(self.train_set)
         if empty is not None and empty != list(cfg["train_cfg"]["head_empty_cls"]):
             # ActionFormer fills head_empty_cls from the training set before building the model.
-            from tal_lab.config import apply_overrides
-
             self.cfg = cfg = apply_overrides(cfg, {"train_cfg": {"head_empty_cls": empty}})
         batch = int(cfg["loader"]["batch_size"])
         if batch % ctx.world_size:
@@ -196,7 +192,8 @@ class Trainer:
         if ctx.enabled:
             # Same initial weights everywhere (DDP broadcast them); different randomness per rank.
             torch.manual_seed(seed + ctx.rank)
-        self.clip_norm = float(cfg["train_cfg"]["clip_grad_l2norm"])
+        clip = cfg["train_cfg"]["clip_grad_l2norm"]
+        self.clip_norm = None if clip is None else float(clip)
         self.log_every = max(1, int(self.engine_cfg["log_every"]))
 
     # ---------------------------------------------------------------------- checkpoints
@@ -206,8 +203,6 @@ class Trainer:
 
     def state(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly."""
-        from tal_lab import __version__
-
         state: dict[str, Any] = {
             "epoch": self.epochs_done - 1, "epochs_done": self.epochs_done, "global_step": self.global_step,
             "state_dict": self.detector.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -275,7 +270,7 @@ class Trainer:
     # ---------------------------------------------------------------------- training
     def _tensorboard(self) -> Any:
         if self._tb is None and self.engine_cfg["tensorboard"] and self.ctx.is_main:
-            try:
+            try:  # tensorboard is an optional extra (pip install tal_lab[tensorboard])
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as err:
                 raise ImportError("engine.tensorboard is on but tensorboard is not installed "
@@ -323,8 +318,6 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """Train one epoch (``epoch`` counts from 1); returns its record for epochs.jsonl."""
-        from tqdm.auto import tqdm
-
         sampler = getattr(self.train_loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch - 1)
@@ -395,8 +388,6 @@ class Trainer:
 
         Returns the final evaluation (rank 0), or None when stopped early / on other ranks.
         """
-        from tqdm.auto import tqdm
-
         epochs_path = self.run_dir / RUN_FILES["epochs"]
         final: EvalResult | None = None
         epochs_timed: list[float] = []

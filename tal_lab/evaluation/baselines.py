@@ -30,8 +30,8 @@ video (one per n-th of the places where they fit, in random order): a detector's
 NMS rarely stacks same-class segments, so it wastes fewer detections on one instance than
 independent uniform draws do. That needs no features either.
 
-Frames are :mod:`tal_lab.evaluation.metrics`' prediction frames (``video-id, t-start, t-end, label,
-score``, seconds), so all are scored by :func:`tal_lab.evaluation.metrics.mean_average_precision`
+Frames are the evaluation's prediction frames (``video-id, t-start, t-end, label,
+score``, seconds), so all are scored by :func:`tal_lab.evaluation.mean_ap.mean_average_precision`
 exactly as a detector's detections are.
 """
 
@@ -43,7 +43,7 @@ from typing import Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from tal_lab.evaluation.metrics import THUMOS14_TIOU_THRESHOLDS
+from tal_lab.evaluation.matching import THUMOS14_TIOU_THRESHOLDS
 
 __all__ = ["LabelPrior", "expected_matches", "prior_matched_predictions", "uniform_random_predictions",
            "relocated_predictions", "detection_counts"]

@@ -2,7 +2,7 @@
 
 Videos are the unit of resampling (instances of one video are not independent). Matching never
 crosses videos, so each prediction's TP / FP flag is the same in every resample that contains
-its video: matching runs once (:func:`tal_lab.evaluation.metrics.match_predictions`), and a resample is
+its video: matching runs once (:func:`tal_lab.evaluation.matching.match_predictions`), and a resample is
 just a vector of video multiplicities. A video drawn m times contributes its GT m times to the
 class's positives and its predictions m times, tied, to the ranked list; with weights w the
 interpolated AP becomes
@@ -23,12 +23,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from tal_lab.evaluation.metrics import (
-    THUMOS14_TIOU_THRESHOLDS,
-    Matching,
-    average_precision_per_class,
-    match_predictions,
-)
+from tal_lab.evaluation.average_precision import average_precision_per_class
+from tal_lab.evaluation.matching import THUMOS14_TIOU_THRESHOLDS, Matching, match_predictions
 
 __all__ = [
     "BootstrapResult",
@@ -73,7 +69,7 @@ def resampled_map(matching: Matching, weights: np.ndarray, video_columns: np.nda
     """mAP per threshold for each row of video weights.
 
     Args:
-        matching: from :func:`tal_lab.evaluation.metrics.match_predictions`.
+        matching: from :func:`tal_lab.evaluation.matching.match_predictions`.
         weights: multiplicities; column ``video_columns[v]`` belongs to the matching's video code v.
         video_columns: default ``arange(V)``, the matching's own video codes.
 

@@ -1,9 +1,9 @@
-"""Reading and writing the frames of :mod:`tal_lab.evaluation.metrics`: annotation JSONs, prediction files.
+"""Reading and writing the frames the evaluation scores: annotation JSONs, prediction files.
 
 Ground truth comes from ActionFormer's annotation JSON, loaded as its evaluator does (subset
 filter, instances shorter than 1e-3 s and duplicates dropped); predictions from .csv, .pkl
 (ActionFormer's ``eval_results.pkl``) or .json files, or from what the detector returns
-(:func:`detections_to_frame`). Everything here is re-exported by :mod:`tal_lab.evaluation.metrics`.
+(:func:`detections_to_frame`). Everything here is exported by :mod:`tal_lab.evaluation`.
 
 Frames have columns ``video-id, t-start, t-end, label`` (+ ``score`` for predictions), times in
 seconds, labels either ids (ints) or names (str).

@@ -21,6 +21,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from tal_lab.evaluation.bootstrap import paired_bootstrap
+from tal_lab.evaluation.matching import THUMOS14_TIOU_THRESHOLDS
+
 __all__ = ["paired_significance", "run_seed", "run_detections"]
 
 
@@ -55,9 +58,6 @@ def paired_significance(ground_truth: pd.DataFrame, *, reference: str = "origina
         it with ``diff_vs_ref`` (percentage points), ``ci_low``, ``ci_high``, ``n_pairs`` and
         ``significant`` (True / False; None where no seed pair with detections exists).
     """
-    from tal_lab.evaluation.bootstrap import paired_bootstrap
-    from tal_lab.evaluation.metrics import THUMOS14_TIOU_THRESHOLDS
-
     thresholds = THUMOS14_TIOU_THRESHOLDS if tiou_thresholds is None else tiou_thresholds
 
     def apply(frame: pd.DataFrame) -> pd.DataFrame:

@@ -20,18 +20,18 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from tal_lab.config import max_div_factor
-from tal_lab.ops.losses import LossNormalizer
-from tal_lab.core.structures import pad_batch, padded_length
+from tal_lab.config import load_config, max_div_factor
+from tal_lab.core.registry import BACKBONES, HEADS, NECKS
+from tal_lab.core.structures import pad_batch
 from tal_lab.models.heads.actionformer import DenseHead
+from tal_lab.models.padding import PaddingPolicy
 from tal_lab.models.points import PointGenerator
-from tal_lab.models.registry import BACKBONES, HEADS, NECKS
+from tal_lab.ops.losses import LossNormalizer
 
-__all__ = ["Detector", "build_detector", "LOSS_NORMALIZER_MOMENTUM", "EVAL_PADDINGS"]
+__all__ = ["Detector", "build_detector", "LOSS_NORMALIZER_MOMENTUM"]
 
 # ActionFormer's loss_normalizer_momentum (hard-coded in the reference).
 LOSS_NORMALIZER_MOMENTUM = 0.9
-EVAL_PADDINGS = ("reference", "minimal")
 
 
 class Detector(nn.Module):
@@ -49,11 +49,12 @@ class Detector(nn.Module):
         eval_padding: 'reference' pads every inference video as ActionFormer does (to
             max_seq_len, or to a multiple of max_div_factor when longer; videos are batched by
             padded length), so results equal the reference's. 'minimal' pads short videos
-            only as far as needed to keep one padded step at every pyramid level (see
-            :meth:`eval_groups`): faster, and the same results for backbones whose valid
-            outputs do not depend on the amount of padding (``backbone.padding_invariant``:
-            convTransformer, conv; up to attention logits of masked keys getting -inf instead
-            of -1e4, both weighing exactly 0 after the softmax); refused for SGP.
+            only as far as needed to keep one padded step at every pyramid level
+            (:class:`~tal_lab.models.padding.PaddingPolicy`): faster, and the same results for
+            backbones whose valid outputs do not depend on the amount of padding
+            (``backbone.padding_invariant``: convTransformer, conv; up to attention logits of
+            masked keys getting -inf instead of -1e4, both weighing exactly 0 after the
+            softmax); refused for SGP.
         train_padding: 'reference' pads training batches to max_seq_len; 'minimal' pads them
             as 'minimal' inference does (same losses and gradients for padding-invariant
             backbones; only the random dropout masks differ, being drawn for other shapes).
@@ -71,14 +72,15 @@ class Detector(nn.Module):
         max_div_factor: int,
         test_cfg: Mapping[str, Any],
         init_loss_norm: float,
-        eval_padding: str = "reference",
-        input_noise: float = 0.0,
-        train_padding: str = "reference",
+        *,
+        eval_padding: str,
+        input_noise: float,
+        train_padding: str,
     ) -> None:
         super().__init__()
+        # raises on an unknown padding mode before anything is mounted
+        PaddingPolicy(int(max_seq_len), int(max_div_factor), backbone.strides[-1], eval_padding, train_padding)
         for key, value in (("eval_padding", eval_padding), ("train_padding", train_padding)):
-            if value not in EVAL_PADDINGS:
-                raise ValueError(f"model.{key} must be one of {EVAL_PADDINGS}, got {value!r}")
             if value == "minimal" and not getattr(backbone, "padding_invariant", False):
                 raise ValueError(
                     f"model.{key} 'minimal' is not exact for {type(backbone).__name__}: its outputs at "
@@ -152,36 +154,20 @@ class Detector(nn.Module):
         feats = [v["feats"].to(device=self.device, dtype=self.param_dtype) for v in videos]
         return pad_batch(feats, length)  # (B, C, length), (B, 1, length)
 
-    def eval_groups(self, lengths: Sequence[int]) -> list[tuple[int, list[int]]]:
-        """How inference batches videos: (padded length, video indices) groups, first-seen order.
+    @property
+    def padding(self) -> PaddingPolicy:
+        """The padding policy of this detector's current settings (every padded length comes
+        from it; :meth:`PaddingPolicy.from_config` gives the same one from its config)."""
+        return PaddingPolicy(self.max_seq_len, self.max_div_factor, self.backbone.strides[-1], self.eval_padding,
+                             self.train_padding)
 
-        'reference': each video gets the reference's length (max_seq_len, or a multiple of
-        max_div_factor when longer) and videos of equal length share a batch. 'minimal': a
-        video up to max_seq_len needs only its length rounded up to the top stride plus one
-        top-stride step (at most max_seq_len), which keeps >= 1 padded step at every level as
-        the reference's padding does; such videos share one batch padded to the longest need.
-        Over-length videos keep the reference's length.
-        """
-        groups: dict[int, list[int]] = {}
-        short: list[int] = []
-        for i, n in enumerate(lengths):
-            if self.eval_padding == "minimal" and n <= self.max_seq_len:
-                short.append(i)
-            else:
-                length = padded_length([n], self.max_seq_len, self.max_div_factor, training=False)
-                groups.setdefault(length, []).append(i)
-        head = [(self.minimal_length([lengths[i] for i in short]), short)] if short else []
-        return head + list(groups.items())
+    def eval_groups(self, lengths: Sequence[int]) -> list[tuple[int, list[int]]]:
+        """How inference batches videos: :meth:`PaddingPolicy.eval_groups` of :attr:`padding`."""
+        return self.padding.eval_groups(lengths)
 
     def minimal_length(self, lengths: Sequence[int]) -> int:
-        """Shortest padded length (<= max_seq_len) keeping >= 1 padded step at every level.
-
-        Each video needs its length rounded up to the top stride plus one top-stride step (the
-        padded steps hold what the reference's padding holds: LayerNorm biases, zeros), capped
-        at max_seq_len, where it equals the reference's padding.
-        """
-        top = self.backbone.strides[-1]
-        return max(min(self.max_seq_len, -(-n // top) * top + top) for n in lengths)
+        """:meth:`PaddingPolicy.minimal_length` of :attr:`padding`."""
+        return self.padding.minimal_length(lengths)
 
     # ---------------------------------------------------------------- flow
     def forward_features(
@@ -210,10 +196,7 @@ class Detector(nn.Module):
         return self.forward_inference(videos)
 
     def forward_train(self, videos: Sequence[Mapping[str, Any]]) -> dict[str, Tensor]:
-        length = self.max_seq_len
-        if self.train_padding == "minimal":
-            length = self.minimal_length([v["feats"].shape[1] for v in videos])
-        feats, mask = self._batch(videos, length)
+        feats, mask = self._batch(videos, self.padding.train_length([v["feats"].shape[1] for v in videos]))
         if self.input_noise > 0:
             feats = feats + torch.randn_like(feats) * self.input_noise
         outputs, points, valid = self.forward_features(feats, mask)
@@ -225,7 +208,7 @@ class Detector(nn.Module):
     @torch.no_grad()
     def forward_inference(self, videos: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         results: list[dict[str, Any] | None] = [None] * len(videos)
-        for length, indices in self.eval_groups([v["feats"].shape[1] for v in videos]):
+        for length, indices in self.padding.eval_groups([v["feats"].shape[1] for v in videos]):
             feats, mask = self._batch([videos[i] for i in indices], length)
             outputs, points, valid = self.forward_features(feats, mask)
             for row, i in enumerate(indices):
@@ -239,20 +222,21 @@ def build_detector(cfg: Mapping[str, Any], eval_padding: str | None = None) -> D
     """Build the detector a config describes.
 
     Args:
-        cfg: a config from :func:`tal_lab.config.load_config` (ActionFormer's schema; reads
-            ``cfg['model']`` including its ``train_cfg`` / ``test_cfg``). A bare ``model`` section
-            is accepted too when it carries those keys.
+        cfg: a config in ActionFormer's schema, resolved here by :func:`tal_lab.config.load_config`
+            (a loaded config, or a partial one completed by the defaults); reads ``cfg['model']``
+            including its ``train_cfg`` / ``test_cfg``.
         eval_padding: overrides ``model.eval_padding``.
 
     Raises:
+        ConfigError: an invalid config (naming the key).
         ValueError: unknown backbone / neck / head names, or parts that do not fit together.
     """
-    model = cfg["model"] if "model" in cfg else cfg
+    model = load_config(cfg, {"model": {"eval_padding": eval_padding}} if eval_padding else None)["model"]
     backbone = BACKBONES.get(model["backbone_type"])(model)
     neck = NECKS.get(model["fpn_type"])(model, backbone.out_channels)
     if len(set(neck.out_channels)) != 1:
         raise ValueError(f"the heads are shared over levels: the neck must give one width, got {neck.out_channels}")
-    head = HEADS.get(model.get("head_type", "actionformer"))(model, neck.out_channels[0], neck.num_levels)
+    head = HEADS.get(model["head_type"])(model, neck.out_channels[0], neck.num_levels)
     ranges = model["regression_range"][model["fpn_start_level"]:]
     if len(ranges) != neck.num_levels:
         raise ValueError(f"model.regression_range has {len(model['regression_range'])} entries for "
@@ -261,7 +245,5 @@ def build_detector(cfg: Mapping[str, Any], eval_padding: str | None = None) -> D
         backbone, neck, head, ranges,
         max_seq_len=model["max_seq_len"], max_div_factor=max_div_factor(model),
         test_cfg=model["test_cfg"], init_loss_norm=model["train_cfg"]["init_loss_norm"],
-        eval_padding=eval_padding or model.get("eval_padding", "reference"),
-        input_noise=model.get("input_noise", 0.0),
-        train_padding=model.get("train_padding", "reference"),
+        eval_padding=model["eval_padding"], input_noise=model["input_noise"], train_padding=model["train_padding"],
     )

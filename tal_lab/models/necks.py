@@ -13,9 +13,9 @@ from typing import Any, Mapping, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tal_lab.core.registry import register_neck
 from tal_lab.models.layers.masked import MaskedConv1D
 from tal_lab.models.layers.norm import LayerNorm
-from tal_lab.models.registry import register_neck
 
 __all__ = ["IdentityNeck", "FPNNeck"]
 

@@ -1,2 +1,4 @@
-"""Plain tensor functions of temporal action localization: label assignment, losses, boundary
-distributions, decoding of head outputs into segments, and non-maximum suppression."""
+"""Plain tensor functions of temporal action localization, one job per module: label assignment
+(``assign``), losses (``losses``; TriDet's in ``trident_losses``), boundary distributions
+(``boundary``), the decoding tail every head shares (``decode``) and non-maximum suppression
+(``nms``). They import only ``tal_lab.core``: never the models, data or evaluation."""

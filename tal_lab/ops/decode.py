@@ -1,12 +1,21 @@
-"""Inference post-processing: decode candidates, 1-D (soft-)NMS, grid -> seconds.
+"""Decoding: the one tail that turns every head's per-level scores and segments into detections.
 
-Pure PyTorch on the device of its inputs (CPU or GPU), reproducing ActionFormer's
-``inference_single_video`` + ``batched_nms`` with its C++ ``nms_1d_cpu`` extension: same
-candidates, order and labels, bit-identical scores on the golden fixtures, and the extension's
-tie order. The NMS routines live in :mod:`tal_lab.ops.nms` (re-exported here); this module decodes
-head outputs into candidates (:func:`decode_candidates`, one level at a time by
-:func:`decode_level`), and runs the whole per-video post-processing (:func:`postprocess_video`).
-The reference behaviours kept, and why, are listed in ``docs/objective.md``.
+A head supplies only how its raw outputs become dense candidates, per pyramid level: scores
+(T_l, C) and segments (T_l, K, 2) in level-0 grid units, with K = C (class-specific boundaries,
+TriDet's Trident) or K = 1 (shared by the classes, ActionFormer). :func:`level_scores` and
+:func:`level_segments` are the conversions the heads share (sigmoid x validity x optional
+re-scoring; point +- offsets x stride). Everything after is :func:`decode_video`, for every head:
+
+1. candidate selection per level (:func:`select_candidates`): scores > ``pre_nms_thresh``, the
+   ``pre_nms_topk`` highest, segments longer than ``duration_thresh``; levels concatenated;
+2. suppression (:func:`suppress`): ActionFormer's ``batched_nms`` (:mod:`tal_lab.ops.nms`) per
+   ``nms_method`` 'soft' / 'hard', capped at ``max_seg_num``; 'none' keeps the candidates as
+   selected (level order, uncapped), as ActionFormer and TriDet both do;
+3. grid -> seconds, truncated to [0, duration] (:func:`clamped_seconds`).
+
+This reproduces ActionFormer's ``inference_single_video`` + ``postprocessing`` (and TriDet's, which
+differs only in the per-class offsets): same candidates, order and labels, bit-identical scores
+on the golden fixtures. The reference behaviours kept, and why: ``docs/objective.md``.
 """
 
 from __future__ import annotations
@@ -17,60 +26,78 @@ import torch
 from torch import Tensor
 
 from tal_lab.core.structures import grid_to_sec
-
 from tal_lab.core.threads import single_threaded_on_cpu
-from tal_lab.ops.nms import (
-    NMS_LENGTH_EPS,
-    SOFT_NMS_METHODS,
-    batched_nms,
-    float32_at_least,
-    hard_nms,
-    nms_iou,
-    segment_voting,
-    soft_nms,
-)
+from tal_lab.ops.nms import batched_nms
 
 __all__ = [
-    "NMS_LENGTH_EPS",
     "NMS_METHODS",
-    "SOFT_NMS_METHODS",
-    "batched_nms",
     "check_nms_method",
     "clamped_seconds",
-    "decode_candidates",
-    "decode_level",
-    "hard_nms",
-    "nms_from_config",
-    "nms_iou",
-    "postprocess_video",
-    "segment_voting",
-    "soft_nms",
+    "decode_video",
+    "level_scores",
+    "level_segments",
+    "select_candidates",
+    "suppress",
 ]
 
 # test_cfg.nms_method: soft-NMS, hard NMS, or no suppression at all.
 NMS_METHODS = ("soft", "hard", "none")
 
 
-def decode_level(
-    prob: Tensor, offsets: Tensor, points: Tensor, pre_nms_thresh: float, pre_nms_topk: int,
-    duration_thresh: float,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """One level's scored candidates from its scores and offsets.
+@single_threaded_on_cpu
+def level_scores(cls_logits: Tensor, valid: Tensor, score_factors: Tensor | None = None) -> Tensor:
+    """One level's candidate scores: sigmoid(logits) x validity (x ``score_factors``).
 
-    Flattens ``prob`` point-major (index = point * C + class); keeps scores > pre_nms_thresh;
-    keeps the pre_nms_topk highest; segment = [t - left * stride, t + right * stride] with the
-    (left, right) offsets of the candidate's class (K = C) or of its point (K = 1); drops
-    segments not longer than duration_thresh grid units.
-
-    Returns:
-        segments (N, 2) in level-0 grid units, scores (N,), labels (N,) long.
+    Computed in float32 at least: half / bfloat16 (AMP) outputs are decoded in float32, as the
+    reference does.
 
     Shapes:
-        prob: (T_l, C) scores, 0 at invalid steps; offsets: (T_l, K, 2) in strides, K = C or 1;
-        points: (T_l, 4) (t, reg_lo, reg_hi, stride).
+        cls_logits: (T_l, C); valid: (T_l,) bool; score_factors: (T_l, K) with K = 1 or C, in
+        [0, 1]; returns (T_l, C), 0 at invalid steps.
     """
-    num_classes = prob.shape[1]
-    prob = prob.flatten()  # (T_l * C,) point-major
+    steps, num_classes = cls_logits.shape
+    if valid.shape != (steps,):
+        raise ValueError(f"valid must be ({steps},), got {tuple(valid.shape)}")
+    dtype = torch.promote_types(cls_logits.dtype, torch.float32)
+    prob = cls_logits.to(dtype).sigmoid() * valid[:, None]  # (T_l, C)
+    if score_factors is not None:
+        shape = tuple(score_factors.shape)
+        if len(shape) != 2 or shape[0] != steps or shape[1] not in (1, num_classes):
+            raise ValueError(f"score_factors must be ({steps}, 1 or {num_classes}), got {shape}")
+        prob = prob * score_factors.to(dtype).expand(steps, num_classes)
+    return prob
+
+
+@single_threaded_on_cpu
+def level_segments(offsets: Tensor, points: Tensor) -> Tensor:
+    """One level's candidate segments [t - left * stride, t + right * stride] in level-0 grid units.
+
+    Shapes:
+        offsets: (T_l, K, 2) (left, right) in strides, K = C or 1; points: (T_l, 4)
+        (t, reg_lo, reg_hi, stride); returns (T_l, K, 2).
+    """
+    steps = points.shape[0]
+    if points.shape != (steps, 4) or offsets.dim() != 3 or offsets.shape[0] != steps or offsets.shape[2] != 2:
+        raise ValueError(f"expected offsets ({steps}, K, 2) and points ({steps}, 4); "
+                         f"got {tuple(offsets.shape)} and {tuple(points.shape)}")
+    dtype = torch.promote_types(torch.promote_types(offsets.dtype, points.dtype), torch.float32)
+    offsets, points = offsets.to(dtype), points.to(dtype)
+    t, stride = points[:, None, 0], points[:, None, 3]  # (T_l, 1)
+    return torch.stack((t - offsets[..., 0] * stride, t + offsets[..., 1] * stride), -1)  # (T_l, K, 2)
+
+
+def _select_level(
+    scores: Tensor, segments: Tensor, pre_nms_thresh: float, pre_nms_topk: int, duration_thresh: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One level's candidates: flattened point-major (index = point * C + class), scores >
+    pre_nms_thresh, the pre_nms_topk highest, segments longer than duration_thresh grid units.
+
+    Shapes:
+        scores: (T_l, C); segments: (T_l, K, 2), K = C or 1. Returns segments (N, 2), scores
+        (N,) in decreasing order, labels (N,) long.
+    """
+    num_classes = scores.shape[1]
+    prob = scores.flatten()  # (T_l * C,) point-major
     above = prob > pre_nms_thresh
     flat_idx = torch.nonzero(above).squeeze(1)
     num_topk = min(pre_nms_topk, flat_idx.numel())
@@ -79,54 +106,35 @@ def decode_level(
     prob, flat_idx = prob[:num_topk], flat_idx[order[:num_topk]]
     point_idx = torch.div(flat_idx, num_classes, rounding_mode="floor")
     class_idx = torch.fmod(flat_idx, num_classes)
-    chosen = offsets[point_idx, class_idx if offsets.shape[1] > 1 else 0]  # (N, 2)
-    pt = points[point_idx]
-    seg_start = pt[:, 0] - chosen[:, 0] * pt[:, 3]
-    seg_end = pt[:, 0] + chosen[:, 1] * pt[:, 3]
-    long_enough = (seg_end - seg_start) > duration_thresh
-    return torch.stack((seg_start, seg_end), -1)[long_enough], prob[long_enough], class_idx[long_enough]
+    chosen = segments[point_idx, class_idx if segments.shape[1] > 1 else 0]  # (N, 2)
+    long_enough = (chosen[:, 1] - chosen[:, 0]) > duration_thresh
+    return chosen[long_enough], prob[long_enough], class_idx[long_enough]
 
 
-@single_threaded_on_cpu
-def decode_candidates(
-    cls_logits: Sequence[Tensor], reg_offsets: Sequence[Tensor], points: Sequence[Tensor],
-    valid: Sequence[Tensor], pre_nms_thresh: float, pre_nms_topk: int, duration_thresh: float,
+def select_candidates(
+    scores: Sequence[Tensor], segments: Sequence[Tensor], pre_nms_thresh: float, pre_nms_topk: int,
+    duration_thresh: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Turn one video's head outputs into scored candidate segments (before NMS).
-
-    Per level: scores = sigmoid(logits) x validity, then :func:`decode_level` (flattened
-    point-major (index = point * C + class); keep scores > pre_nms_thresh; keep the
-    pre_nms_topk highest; segment = [t - left * stride, t + right * stride]; drop segments not
-    longer than duration_thresh grid units). Levels are concatenated in order.
+    """One video's candidates before suppression, level by level (:func:`_select_level`), levels
+    concatenated in order.
 
     Returns:
         segments (N, 2) in level-0 grid units, scores (N,), labels (N,) long.
 
     Shapes:
-        cls_logits[l]: (T_l, C); reg_offsets[l]: (T_l, 2) in strides; points[l]: (T_l, 4)
-        (t, reg_lo, reg_hi, stride); valid[l]: (T_l,) bool.
+        scores[l]: (T_l, C) from :func:`level_scores`; segments[l]: (T_l, K, 2) from
+        :func:`level_segments`, K = C or 1.
     """
-    if not len(cls_logits) == len(reg_offsets) == len(points) == len(valid):
-        raise ValueError(
-            f"levels differ: {len(cls_logits)} cls_logits, {len(reg_offsets)} reg_offsets, "
-            f"{len(points)} points, {len(valid)} valid"
-        )
-    segs_all, scores_all, labels_all = [], [], []
-    for level, (logits, offsets, pts, mask) in enumerate(zip(cls_logits, reg_offsets, points, valid)):
-        steps, _ = logits.shape  # (T_l, C)
-        if offsets.shape != (steps, 2) or pts.shape != (steps, 4) or mask.shape != (steps,):
-            raise ValueError(
-                f"level {level}: expected reg_offsets ({steps}, 2), points ({steps}, 4), valid ({steps},); "
-                f"got {tuple(offsets.shape)}, {tuple(pts.shape)}, {tuple(mask.shape)}"
-            )
-        logits, offsets, pts = float32_at_least(logits), float32_at_least(offsets), float32_at_least(pts)
-        prob = logits.sigmoid() * mask[:, None]  # (T_l, C)
-        segs, scores, labels = decode_level(prob, offsets[:, None, :], pts, pre_nms_thresh, pre_nms_topk,
-                                            duration_thresh)
-        segs_all.append(segs)
-        scores_all.append(scores)
-        labels_all.append(labels)
-    return torch.cat(segs_all), torch.cat(scores_all), torch.cat(labels_all)
+    if len(scores) != len(segments):
+        raise ValueError(f"levels differ: {len(scores)} score levels, {len(segments)} segment levels")
+    parts = []
+    for level, (level_prob, level_segs) in enumerate(zip(scores, segments)):
+        steps, num_classes = level_prob.shape
+        shape = tuple(level_segs.shape)
+        if len(shape) != 3 or shape[0] != steps or shape[1] not in (1, num_classes) or shape[2] != 2:
+            raise ValueError(f"level {level}: segments must be ({steps}, 1 or {num_classes}, 2), got {shape}")
+        parts.append(_select_level(level_prob, level_segs, pre_nms_thresh, pre_nms_topk, duration_thresh))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts])
 
 
 def check_nms_method(test_cfg: Mapping[str, Any]) -> str:
@@ -137,21 +145,24 @@ def check_nms_method(test_cfg: Mapping[str, Any]) -> str:
     return method
 
 
-def nms_from_config(
+def suppress(
     segments: Tensor, scores: Tensor, labels: Tensor, test_cfg: Mapping[str, Any]
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`~tal_lab.ops.nms.batched_nms` with the options of ActionFormer's ``test_cfg``
-    (nms_method 'soft' or 'hard', iou_threshold, min_score, max_seg_num, multiclass_nms,
-    nms_sigma, voting_thresh).
+    """Suppression as ``test_cfg`` says: :func:`~tal_lab.ops.nms.batched_nms` with ActionFormer's
+    options (nms_method 'soft' or 'hard', iou_threshold, min_score, max_seg_num, multiclass_nms,
+    nms_sigma, voting_thresh), sorted by decreasing score; with 'none', the candidates as they
+    are (level order, not capped), as ActionFormer's and TriDet's ``postprocessing`` leave them.
 
     Shapes:
         as :func:`~tal_lab.ops.nms.batched_nms`.
     """
+    method = check_nms_method(test_cfg)
+    if method == "none":
+        return segments, scores, labels
     return batched_nms(
         segments, scores, labels, iou_threshold=test_cfg["iou_threshold"], min_score=test_cfg["min_score"],
-        max_seg_num=test_cfg["max_seg_num"], use_soft_nms=check_nms_method(test_cfg) == "soft",
-        multiclass=test_cfg["multiclass_nms"], sigma=test_cfg["nms_sigma"],
-        voting_thresh=test_cfg["voting_thresh"],
+        max_seg_num=test_cfg["max_seg_num"], use_soft_nms=method == "soft", multiclass=test_cfg["multiclass_nms"],
+        sigma=test_cfg["nms_sigma"], voting_thresh=test_cfg["voting_thresh"],
     )
 
 
@@ -169,34 +180,29 @@ def clamped_seconds(segments_grid: Tensor, fps: float, duration: float, feat_str
 
 
 @single_threaded_on_cpu
-def postprocess_video(
-    cls_logits: Sequence[Tensor], reg_offsets: Sequence[Tensor], points: Sequence[Tensor],
-    valid: Sequence[Tensor], test_cfg: Mapping[str, Any], fps: float, duration: float,
-    feat_stride: float, num_frames: float,
+def decode_video(
+    scores: Sequence[Tensor], segments: Sequence[Tensor], test_cfg: Mapping[str, Any], video: Mapping[str, Any]
 ) -> dict[str, Tensor]:
-    """One video's detections in seconds: decode, NMS as ``test_cfg`` says, grid -> seconds.
+    """One video's detections in seconds, from any head's per-level candidates.
 
     Args:
+        scores, segments: per level, from the head (:func:`level_scores`, :func:`level_segments`).
         test_cfg: ActionFormer's ``test_cfg`` (pre_nms_thresh, pre_nms_topk, duration_thresh,
             nms_method 'soft' / 'hard' / 'none', iou_threshold, min_score, max_seg_num,
             multiclass_nms, nms_sigma, voting_thresh).
-        fps, duration (seconds), feat_stride (frames per feature step), num_frames (frames per
-            feature window): the video's metadata.
+        video: the video's metadata: ``fps``, ``duration`` (s), ``feat_stride`` (frames per
+            feature step), ``feat_num_frames`` (frames per feature window).
 
     Returns:
         ``segments_sec`` (N, 2) clamped to [0, duration], ``scores`` (N,), ``labels`` (N,) long,
         ``segments_grid`` (N, 2) the same segments in level-0 grid units (before conversion).
 
     Shapes:
-        as :func:`decode_candidates`.
+        as :func:`select_candidates`.
     """
-    method = check_nms_method(test_cfg)
-    segments, scores, labels = decode_candidates(
-        cls_logits, reg_offsets, points, valid, pre_nms_thresh=test_cfg["pre_nms_thresh"],
-        pre_nms_topk=test_cfg["pre_nms_topk"], duration_thresh=test_cfg["duration_thresh"],
-    )
-    if method != "none":
-        segments, scores, labels = nms_from_config(segments, scores, labels, test_cfg)
-    segments_sec = clamped_seconds(segments, fps=fps, duration=duration, feat_stride=feat_stride,
-                                   num_frames=num_frames)
-    return {"segments_sec": segments_sec, "scores": scores, "labels": labels, "segments_grid": segments}
+    candidates = select_candidates(scores, segments, pre_nms_thresh=test_cfg["pre_nms_thresh"],
+                                   pre_nms_topk=test_cfg["pre_nms_topk"], duration_thresh=test_cfg["duration_thresh"])
+    segs, kept_scores, labels = suppress(*candidates, test_cfg)
+    segments_sec = clamped_seconds(segs, fps=float(video["fps"]), duration=float(video["duration"]),
+                                   feat_stride=float(video["feat_stride"]), num_frames=float(video["feat_num_frames"]))
+    return {"segments_sec": segments_sec, "scores": kept_scores, "labels": labels, "segments_grid": segs}

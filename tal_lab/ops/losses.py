@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tal_lab.config import ADAPTIVE_LOSS_WEIGHT, LossWeight
+
 __all__ = [
     "ADAPTIVE_WEIGHT_MIN_REG_LOSS",
     "LossNormalizer",
@@ -31,7 +33,8 @@ __all__ = [
     "smooth_labels",
 ]
 
-# ActionFormer's adaptive lambda_reg (loss_weight <= 0) divides by max(reg_loss, 0.01).
+# ActionFormer's adaptive lambda_reg (loss_weight 'adaptive'; the reference's <= 0) divides by
+# max(reg_loss, 0.01).
 ADAPTIVE_WEIGHT_MIN_REG_LOSS = 0.01
 # Guards the DIoU divisions against empty unions (fvcore's eps, kept by ActionFormer).
 DIOU_EPS = 1e-8
@@ -188,13 +191,16 @@ def smooth_labels(cls_targets: Tensor, label_smoothing: float) -> Tensor:
     return cls_targets * (1 - label_smoothing) + label_smoothing / (cls_targets.shape[-1] + 1)
 
 
-def combine_losses(cls_loss: Tensor, reg_loss: Tensor, loss_weight: float) -> Tensor:
-    """final_loss = cls_loss + w * reg_loss, w = loss_weight if > 0, else ActionFormer's adaptive
-    weight cls_loss.detach() / max(reg_loss, 0.01)."""
-    if loss_weight > 0:
-        weight: Tensor | float = float(loss_weight)
+def combine_losses(cls_loss: Tensor, reg_loss: Tensor, loss_weight: LossWeight) -> Tensor:
+    """final_loss = cls_loss + w * reg_loss, w = loss_weight (a positive number), or for
+    'adaptive' ActionFormer's adaptive weight cls_loss.detach() / max(reg_loss, 0.01)."""
+    if loss_weight == ADAPTIVE_LOSS_WEIGHT:
+        weight: Tensor | float = cls_loss.detach() / max(reg_loss.item(), ADAPTIVE_WEIGHT_MIN_REG_LOSS)
+    elif isinstance(loss_weight, (int, float)) and not isinstance(loss_weight, bool) and loss_weight > 0:
+        weight = float(loss_weight)
     else:
-        weight = cls_loss.detach() / max(reg_loss.item(), ADAPTIVE_WEIGHT_MIN_REG_LOSS)
+        raise ValueError(f"loss_weight (train_cfg.loss_weight) must be a positive number or "
+                         f"'{ADAPTIVE_LOSS_WEIGHT}', got {loss_weight!r}")
     return cls_loss + reg_loss * weight
 
 
@@ -205,7 +211,7 @@ def detection_losses(
     cls_targets: Tensor,
     reg_targets: Tensor,
     normalizer: LossNormalizer,
-    loss_weight: float,
+    loss_weight: LossWeight,
     label_smoothing: float,
     focal_alpha: float | None = 0.25,
     focal_gamma: float = 2.0,
@@ -217,8 +223,8 @@ def detection_losses(
       does (``y * (1 - ls) + ls / (C + 1)``, C + 1 counting a background class), / normaliser;
     * reg_loss: DIoU loss summed over positives / normaliser (0, still connected to the graph,
       when there are no positives);
-    * final_loss = cls_loss + w * reg_loss, w = loss_weight if > 0, else ActionFormer's adaptive
-      weight cls_loss.detach() / max(reg_loss, 0.01).
+    * final_loss = cls_loss + w * reg_loss, w = loss_weight, or for 'adaptive' ActionFormer's
+      adaptive weight cls_loss.detach() / max(reg_loss, 0.01).
 
     Returns:
         dict with ``cls_loss``, ``reg_loss``, ``final_loss`` (0-d float32 tensors) and ``num_pos``

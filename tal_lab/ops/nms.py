@@ -6,7 +6,8 @@ runs every class at once on a (classes x max_per_class) table: each greedy step 
 class's maximum and decays that class's row against it, so a step is ~20 tensor operations
 whatever the number of classes, and at most ``max_seg_num`` steps run (outputs come out in
 decreasing score order). The reference behaviours kept, and why, are listed in
-``docs/objective.md``. Decoding and the whole per-video post-processing: :mod:`tal_lab.ops.decode`.
+``docs/objective.md``. Decoding head outputs, and the per-video tail that calls this NMS:
+:mod:`tal_lab.ops.decode`.
 """
 
 from __future__ import annotations
@@ -110,6 +111,52 @@ def _reposition_after_drops(pos: Tensor, active: Tensor, dropped: Tensor, end: T
     return new_pos[:, :width], new_end
 
 
+class _ReferencePositions:
+    """Where the reference's working array holds each candidate of every row, to follow its tie order.
+
+    The extension takes the maximum that comes first in its working array, swaps the candidate
+    at the front of that array into the maximum's place, and overwrites dropped candidates
+    (:func:`_reposition_after_drops`).
+
+    Shapes:
+        valid: (K, L) bool, the candidates of each row.
+    """
+
+    def __init__(self, valid: Tensor) -> None:
+        num_rows, width = valid.shape
+        self.rows = torch.arange(num_rows, device=valid.device)
+        self.pos = torch.arange(width, device=valid.device).expand(num_rows, width).clone()
+        self.end = valid.sum(1)
+        self.beyond = torch.tensor(width + 1, device=valid.device)  # a position after every candidate
+
+    def pick(self, active: Tensor, masked: Tensor, best_score: Tensor) -> Tensor:
+        """The column of each row's maximum that the reference selects; updates the positions."""
+        at_max = active & (masked == best_score[:, None])
+        best = torch.where(at_max, self.pos, self.beyond).argmin(1)
+        front = torch.where(active, self.pos, self.beyond).argmin(1)
+        self.pos[self.rows, front] = self.pos[self.rows, best]
+        return best
+
+    def drop(self, active: Tensor, dropped: Tensor) -> None:
+        """Reorder the positions as the reference does when ``dropped`` leave the array."""
+        self.pos, self.end = _reposition_after_drops(self.pos, active, dropped, self.end)
+
+
+def _soft_nms_decay(iou: Tensor, method: str, iou_threshold: float, sigma: Tensor, zero64: Tensor) -> Tensor:
+    """The factor each remaining score is multiplied by, for its IoU with the selected segment.
+
+    Shapes:
+        iou: (K, L); sigma: 0-d, in the scores' dtype; zero64: 0-d float64 zero (made once by the
+        caller: the loop is kept lean); returns (K, L) in the scores' dtype.
+    """
+    if method == "gaussian":
+        # exp in float64, rounded once: the correctly rounded expf of the reference's libm.
+        # 0 - x rather than -x: exp(-0.0) hits a very slow path on some CPUs, and
+        # -(a) / s equals 0 - a / s bit for bit (sign-symmetric rounding)
+        return torch.exp(zero64 - torch.div(iou * iou, sigma).double()).to(sigma.dtype)
+    return torch.where(iou >= iou_threshold, 1 - iou, torch.ones_like(iou))  # linear
+
+
 def _soft_nms_rows(
     x1: Tensor, x2: Tensor, scores: Tensor, valid: Tensor, sigma: float, min_score: float,
     iou_threshold: float, method: str, max_steps: int, track_ties: bool,
@@ -130,21 +177,16 @@ def _soft_nms_rows(
         x1, x2, scores: (K, L) float; valid: (K, L) bool; S <= max_steps.
     """
     num_rows, width = scores.shape
-    device = scores.device
     area = (x2 - x1) + NMS_LENGTH_EPS
     boxes = torch.stack((x1, x2, area), -1)  # (K, L, 3): one gather per step fetches all three
     scores = scores.clone()
     active = valid.clone()
-    # 0-d tensors on the device: a python-scalar divisor may become a multiplication by its
+    # a 0-d tensor on the device: a python-scalar divisor may become a multiplication by its
     # reciprocal on some devices, which changes the last bit of the decay
-    sigma_t = torch.tensor(sigma, dtype=scores.dtype, device=device)
-    zero64 = torch.zeros((), dtype=torch.float64, device=device)
-    neg_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=device)
-    if track_ties:
-        rows = torch.arange(num_rows, device=device)
-        pos = torch.arange(width, device=device).expand(num_rows, width).clone()
-        end = valid.sum(1)
-        big = torch.tensor(width + 1, device=device)
+    sigma_t = torch.tensor(sigma, dtype=scores.dtype, device=scores.device)
+    zero64 = torch.zeros((), dtype=torch.float64, device=scores.device)
+    neg_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
+    positions = _ReferencePositions(valid) if track_ties else None
     # without tracking, the two highest scores of every step are kept: a tie between maxima
     # (second == first) means the order may differ from the reference's and the caller reruns
     use_top2 = not track_ties and width >= 2
@@ -157,30 +199,18 @@ def _soft_nms_rows(
             runners_up.append(top_scores[:, 1])
         else:
             best_score, best = masked.max(dim=1)
-        if track_ties:
-            # the reference takes the maximum that comes first in its working array, and swaps
-            # the candidate at the front of that array into the maximum's place
-            at_max = active & (masked == best_score[:, None])
-            best = torch.where(at_max, pos, big).argmin(1)
-            front = torch.where(active, pos, big).argmin(1)
-            pos[rows, front] = pos[rows, best]
+        if positions is not None:
+            best = positions.pick(active, masked, best_score)
         picks.append(best)
         picked_scores.append(best_score)
         index = best[:, None]
         active.scatter_(1, index, False)
         chosen = boxes.gather(1, index[..., None].expand(num_rows, 1, 3))  # (K, 1, 3)
         iou = nms_iou(x1, x2, area, chosen[..., 0], chosen[..., 1], chosen[..., 2])
-        if method == "gaussian":
-            # exp in float64, rounded once: the correctly rounded expf of the reference's libm.
-            # 0 - x rather than -x: exp(-0.0) hits a very slow path on some CPUs, and
-            # -(a) / s equals 0 - a / s bit for bit (sign-symmetric rounding)
-            weight = torch.exp(zero64 - torch.div(iou * iou, sigma_t).double()).to(scores.dtype)
-        else:  # linear
-            weight = torch.where(iou >= iou_threshold, 1 - iou, torch.ones_like(iou))
-        scores.mul_(weight)
-        if track_ties:
+        scores.mul_(_soft_nms_decay(iou, method, iou_threshold, sigma_t, zero64))
+        if positions is not None:
             dropped = active & (scores < min_score)
-            pos, end = _reposition_after_drops(pos, active, dropped, end)
+            positions.drop(active, dropped)
             active &= ~dropped
         else:
             active &= scores >= min_score
@@ -364,15 +394,15 @@ def segment_voting(nms_segments: Tensor, all_segments: Tensor, all_scores: Tenso
 def batched_nms(
     segments: Tensor, scores: Tensor, labels: Tensor, iou_threshold: float, min_score: float,
     max_seg_num: int, use_soft_nms: bool = True, multiclass: bool = True, sigma: float = 0.5,
-    voting_thresh: float = 0.75, soft_method: str = "gaussian",
+    voting_thresh: float | None = 0.75, soft_method: str = "gaussian",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """ActionFormer's ``batched_nms``: NMS per class (or class-agnostic), then the top
     ``max_seg_num`` by score.
 
     With ``multiclass``, each class is suppressed on its own and capped at ``max_seg_num``; the
     union is sorted by score and capped again. Class-agnostic NMS suppresses across labels and
-    then, when ``voting_thresh > 0``, replaces each kept segment by its score-weighted vote
-    (:func:`segment_voting`) over all candidates.
+    then, unless ``voting_thresh`` is None (the reference's ``<= 0``), replaces each kept segment
+    by its score-weighted vote (:func:`segment_voting`) over all candidates.
 
     Returns:
         segments (M, 2), scores (M,), labels (M,), sorted by decreasing score, M <= max_seg_num.
@@ -384,6 +414,8 @@ def batched_nms(
     segments, scores = float32_at_least(segments), float32_at_least(scores)
     if max_seg_num < 1:
         raise ValueError(f"max_seg_num must be a positive integer, got {max_seg_num!r}")
+    if voting_thresh is not None and not voting_thresh > 0:
+        raise ValueError(f"voting_thresh must be a positive IoU or None (no voting), got {voting_thresh!r}")
     if use_soft_nms and soft_method not in SOFT_NMS_METHODS:
         raise ValueError(f"soft-NMS method must be one of {SOFT_NMS_METHODS}, got {soft_method!r}")
     if segments.shape[0] == 0:
@@ -393,7 +425,7 @@ def batched_nms(
         segments, scores, row, iou_threshold, min_score, max_seg_num, use_soft_nms, sigma, soft_method
     )
     kept_segments, kept_labels = segments[ids], labels[ids]
-    if not multiclass and voting_thresh > 0:
+    if not multiclass and voting_thresh is not None:
         kept_segments = segment_voting(kept_segments, segments, scores, voting_thresh)
     # torch.sort as the reference calls it, so that ties keep the reference's order on CPU
     order = kept_scores.sort(descending=True).indices[:max_seg_num]

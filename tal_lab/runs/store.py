@@ -14,7 +14,8 @@ Layout of ``{output_root}/{run_name}/`` (see docs/engine.md for every field):
 * ``checkpoints/last.pt`` (+ ``epoch_XXX.pt`` at evaluated epochs, weights only).
 
 Every JSON / CSV / YAML file is written atomically (temporary file, then ``os.replace``).
-:func:`load_runs` gives one pandas row per run (mAP in percent), so every table is a groupby.
+:func:`run_status` is the one definition of a finished run; :func:`load_runs` gives one pandas
+row per run (mAP in percent, ``status`` from :func:`run_status`), so every table is a groupby.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from tal_lab.core.atomic_io import read_jsonl
 
 __all__ = [
     "RUN_FILES",
+    "RUN_STATUSES",
     "STANDARD_TIOUS",
     "default_run_name",
     "dataset_identity",
     "map_column",
+    "run_status",
     "Run",
     "load_run",
     "load_runs",
@@ -56,6 +59,10 @@ RUN_FILES = {
     "detections": "detections.csv",
     "checkpoint": "checkpoints/last.pt",
 }
+
+# What run_status answers. 'running' covers a run training now and one stopped before its end
+# (killed, or stop_after_epochs): the run store cannot tell them apart, and both resume.
+RUN_STATUSES = ("finished", "running", "failed", "missing")
 
 # THUMOS14's thresholds: load_runs always has these columns (NaN where a run lacks one).
 STANDARD_TIOUS = (0.3, 0.4, 0.5, 0.6, 0.7)
@@ -85,18 +92,73 @@ def default_run_name(cfg: Mapping[str, Any]) -> str:
     """``{dataset}-{backbone}-{neck}-{head}-lw{loss_weight}-e{epochs}-s{seed}``.
 
     ``dataset`` is ``synthetic-{preset}`` for the synthetic benchmark, else ``dataset_name``;
-    ``loss_weight`` is printed in its shortest form (``lw1``, ``lw0.2``).
+    ``loss_weight`` is printed in its shortest form (``lw1``, ``lw0.2``; ``lwadaptive``).
     """
     ident = dataset_identity(cfg)
     dataset = f"synthetic-{ident['preset']}" if ident["kind"] == "synthetic" else cfg["dataset_name"]
     model = cfg["model"]
-    return (f"{dataset}-{model['backbone_type']}-{model['fpn_type']}-{model.get('head_type', 'actionformer')}"
-            f"-lw{float(cfg['train_cfg']['loss_weight']):g}-e{cfg['opt']['epochs']}-s{cfg['init_rand_seed']}")
+    return (f"{dataset}-{model['backbone_type']}-{model['fpn_type']}-{model['head_type']}"
+            f"-lw{_loss_weight_tag(cfg['train_cfg']['loss_weight'])}-e{cfg['opt']['epochs']}-s{cfg['init_rand_seed']}")
+
+
+def _loss_weight_tag(value: Any) -> str:
+    return f"{float(value):g}" if isinstance(value, (int, float)) else str(value)
+
+
+def _loss_weight_column(value: Any) -> float:
+    """The numeric λ_reg of a run, NaN for the adaptive weight ('adaptive' in run.json): the
+    tables select and sort runs by their fixed λ_reg."""
+    return float(value) if isinstance(value, (int, float)) else math.nan
 
 
 def map_column(tiou: float) -> str:
     """Column name of the mAP at one tIoU threshold: ``mAP@0.5``."""
     return f"mAP@{float(tiou):g}"
+
+
+# --------------------------------------------------------------------------------------------
+# run status
+
+
+def _read_info(path: Path) -> dict[str, Any]:
+    """run.json of the run folder ``path``.
+
+    Raises:
+        ValueError: run.json is not valid JSON (names the file).
+    """
+    info_path = path / RUN_FILES["info"]
+    try:
+        return json.loads(info_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{info_path}: not valid JSON ({err})") from err
+
+
+def _status_of(path: Path, info: Mapping[str, Any]) -> str:
+    if info.get("status") == "finished" and (path / RUN_FILES["results"]).is_file():
+        return "finished"
+    return "failed" if info.get("status") == "failed" else "running"
+
+
+def run_status(path: str | Path) -> str:
+    """Where the run in folder ``path`` stands: one of :data:`RUN_STATUSES`.
+
+    * 'missing': no run.json (no run was started there);
+    * 'finished': run.json says finished and results.json exists (the engine writes results
+      before it marks the run finished, so a run killed in between is not finished);
+    * 'failed': run.json says failed (an exception stopped training);
+    * 'running': anything else: training now, or stopped before the end; ``train(...,
+      resume=True)`` continues it.
+
+    The engine skips finished runs on resume, the study skips them, and the tables and views
+    show only them.
+
+    Raises:
+        ValueError: run.json is not valid JSON.
+    """
+    path = Path(path)
+    if not (path / RUN_FILES["info"]).is_file():
+        return "missing"
+    return _status_of(path, _read_info(path))
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,10 +216,9 @@ def load_run(path: str | Path) -> Run:
         FileNotFoundError: ``path`` has no run.json.
     """
     path = Path(path)
-    info_path = path / RUN_FILES["info"]
-    if not info_path.is_file():
+    if not (path / RUN_FILES["info"]).is_file():
         raise FileNotFoundError(f"{path} is not a tal_lab run folder (no {RUN_FILES['info']})")
-    info = json.loads(info_path.read_text())
+    info = _read_info(path)
     cfg_path = path / RUN_FILES["config"]
     config = yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else {}
     metrics = pd.DataFrame(read_jsonl(path / RUN_FILES["metrics"]))
@@ -183,10 +244,11 @@ def find_run_dirs(root: str | Path) -> list[Path]:
 def _identity_row(path: Path, info: Mapping[str, Any]) -> dict[str, Any]:
     data = info.get("dataset") or {}
     return {
-        "run_id": info.get("run_id"), "name": info.get("name"), "path": str(path), "status": info.get("status"),
+        "run_id": info.get("run_id"), "name": info.get("name"), "path": str(path), "status": _status_of(path, info),
         "dataset": data.get("name"), "data_kind": data.get("kind"), "data_preset": data.get("preset"),
         "data_seed": data.get("seed"), "seed": info.get("seed"), "backbone": info.get("backbone_type"),
-        "neck": info.get("fpn_type"), "head": info.get("head_type"), "loss_weight": info.get("loss_weight"),
+        "neck": info.get("fpn_type"), "head": info.get("head_type"),
+        "loss_weight": _loss_weight_column(info.get("loss_weight")),
         "epochs": info.get("epochs"),
     }
 
@@ -194,7 +256,8 @@ def _identity_row(path: Path, info: Mapping[str, Any]) -> dict[str, Any]:
 def load_runs(root: str | Path) -> pd.DataFrame:
     """One row per run under ``root``: identity, final mAP (percent), timings, provenance.
 
-    Columns (always present): run_id, name, path, status, dataset, data_kind, data_preset,
+    Columns (always present): run_id, name, path, status (:func:`run_status`), dataset,
+    data_kind, data_preset,
     data_seed, seed, backbone, neck, head, loss_weight, epochs, total_epochs, mAP@0.3 ...
     mAP@0.7 (percent; NaN until finished), avg_mAP (percent), weights, checkpoint_epoch,
     params, sec_per_epoch, train_seconds, eval_seconds, sec_per_video, device, created,
@@ -203,10 +266,7 @@ def load_runs(root: str | Path) -> pd.DataFrame:
     """
     rows = []
     for path in find_run_dirs(root):
-        try:
-            info = json.loads((path / RUN_FILES["info"]).read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path / RUN_FILES['info']}: not valid JSON ({err})") from err
+        info = _read_info(path)
         row = _identity_row(path, info)
         row.update({map_column(t): math.nan for t in STANDARD_TIOUS})
         row.update({"avg_mAP": math.nan, "weights": None, "checkpoint_epoch": None, "sec_per_epoch": math.nan,
@@ -250,8 +310,7 @@ def load_epoch_evals(root: str | Path) -> pd.DataFrame:
     """
     rows = []
     for path in find_run_dirs(root):
-        info = json.loads((path / RUN_FILES["info"]).read_text())
-        ident = _identity_row(path, info)
+        ident = _identity_row(path, _read_info(path))
         for record in read_jsonl(path / RUN_FILES["epochs"]):
             if not record.get("eval"):
                 continue

@@ -34,17 +34,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from tal_lab.config import HEAD_TYPES, ConfigError, apply_overrides, load_config
+import torch
+
+from tal_lab.config import ConfigError, apply_overrides, load_config
+from tal_lab.config.published import published_config
+from tal_lab.core.registry import BACKBONES, HEADS, NECKS
+from tal_lab.data.synthetic import generate_synthetic
+from tal_lab.data.synthetic_spec import get_preset
+from tal_lab.data.validate import resolve_settings
+from tal_lab.runs import default_run_name
+from tal_lab.study.paper_results import TABLE1_EPOCHS
 
 __all__ = [
     "NotebookParameterError",
-    "BACKBONES",
-    "NECKS",
-    "HEADS",
+    "BACKBONE_CHOICES",
+    "NECK_CHOICES",
+    "HEAD_CHOICES",
     "DATASETS",
-    "PRESETS",
-    "SYNTHETIC_PRESETS",
-    "PAPER_EPOCHS",
+    "STUDY_PRESETS",
+    "STUDY_TO_SYNTHETIC_PRESET",
     "AblationSetup",
     "project_root",
     "resolve_path",
@@ -55,7 +63,6 @@ __all__ = [
     "base_config",
     "ablation_setup",
     "backbone_parameter",
-    "neck_parameter",
     "data_filter",
     "set_num_threads",
     "output_folder",
@@ -66,18 +73,18 @@ class NotebookParameterError(ValueError):
     """A notebook parameter is invalid; the message names it, its value and the valid choices."""
 
 
-# Parameter value -> config value. The notebooks speak the config's names (model.backbone_type);
-# 'transformer' stays accepted as a short alias of 'convTransformer'.
-BACKBONES: dict[str, str] = {"convTransformer": "convTransformer", "conv": "conv", "sgp": "sgp", "maxpool": "maxpool",
-                             "transformer": "convTransformer"}
-NECKS: dict[str, str] = {"identity": "identity", "fpn": "fpn"}
-HEADS: tuple[str, ...] = tuple(HEAD_TYPES)
+# Parameter value -> config value. The notebooks speak the registered names of tal_lab.core.registry
+# (model.backbone_type, fpn_type, head_type); 'transformer' stays accepted as a short alias of
+# 'convTransformer'.
+BACKBONE_CHOICES: dict[str, str] = {**{name: name for name in BACKBONES.names()}, "transformer": "convTransformer"}
+NECK_CHOICES: dict[str, str] = {name: name for name in NECKS.names()}
+HEAD_CHOICES: tuple[str, ...] = tuple(HEADS.names())
 DATASETS: dict[str, str] = {"synthetic": "synthetic", "thumos14": "thumos", "anet": "anet", "epic": "epic"}
-PRESETS: tuple[str, ...] = ("tiny", "quick", "paper")
-# The synthetic generator's preset behind each notebook preset.
-SYNTHETIC_PRESETS: dict[str, str] = {"tiny": "tiny", "quick": "quick", "paper": "thumos14"}
-# Table I of the paper: all models trained for 30 epochs.
-PAPER_EPOCHS = 30
+# The study's presets (model size and schedule); the synthetic benchmark's own presets are
+# tal_lab.data.synthetic_spec.SYNTHETIC_PRESETS.
+STUDY_PRESETS: tuple[str, ...] = ("tiny", "quick", "paper")
+# The synthetic generator's preset behind each study preset.
+STUDY_TO_SYNTHETIC_PRESET: dict[str, str] = {"tiny": "tiny", "quick": "quick", "paper": "thumos14"}
 
 # Where ActionFormer's README puts each dataset (annotation JSON, feature folder), relative
 # to data_root, tried before searching the folder.
@@ -135,16 +142,11 @@ def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) ->
 
 def backbone_parameter(backbone_type: str) -> str:
     """The notebook name of a config backbone_type (the same name; aliases are never returned)."""
-    for name, value in BACKBONES.items():
+    for name, value in BACKBONE_CHOICES.items():
         if value == backbone_type:
             return name
     raise NotebookParameterError(f"backbone_type {backbone_type!r} has no notebook name; "
-                                 f"known: {list(BACKBONES.values())}")
-
-
-def neck_parameter(fpn_type: str) -> str:
-    """The notebook name of a config fpn_type (they are the same)."""
-    return check_choice("neck", fpn_type, NECKS)
+                                 f"known: {list(BACKBONE_CHOICES.values())}")
 
 
 @contextlib.contextmanager
@@ -153,7 +155,7 @@ def _folder_lock(folder: Path) -> Iterator[None]:
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock_path = folder.with_name(folder.name + ".lock")
     with open(lock_path, "w") as handle:
-        try:
+        try:  # fcntl is POSIX-only: imported here so that the module imports on Windows too
             import fcntl
         except ImportError:  # Windows: no advisory locks; generation is then not shared safely
             yield
@@ -168,8 +170,8 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 def synthetic_folder(preset: str, data_root: str | Path = "") -> Path:
     """Where the synthetic benchmark of ``preset`` lives: ``data_root``, else
     ``data/synthetic/<generator preset>`` in the project."""
-    check_choice("preset", preset, PRESETS)
-    return resolve_path(data_root or f"data/synthetic/{SYNTHETIC_PRESETS[preset]}")
+    check_choice("preset", preset, STUDY_PRESETS)
+    return resolve_path(data_root or f"data/synthetic/{STUDY_TO_SYNTHETIC_PRESET[preset]}")
 
 
 def synthetic_data(preset: str, data_root: str | Path = "", seed: int = 0) -> Path:
@@ -177,14 +179,12 @@ def synthetic_data(preset: str, data_root: str | Path = "", seed: int = 0) -> Pa
     generating the data first if ``data_root`` (default ``data/synthetic/<generator preset>``)
     holds none."""
     folder = synthetic_folder(preset, data_root)
-    generator_preset = SYNTHETIC_PRESETS[preset]
+    generator_preset = STUDY_TO_SYNTHETIC_PRESET[preset]
     config_path = folder / "config.yaml"
     if config_path.is_file():
         return config_path
     if folder.exists() and not folder.is_dir():
         raise NotebookParameterError(f"parameter data_root={str(data_root)!r} is a file, not a folder")
-    from tal_lab.data.synthetic import generate_synthetic
-
     with _folder_lock(folder):
         if not config_path.is_file():  # another process may have generated it meanwhile
             print(f"generating the synthetic '{generator_preset}' benchmark in {folder} (once)", flush=True)
@@ -215,13 +215,9 @@ def _real_data_config(dataset: str, data_root: Path, config_file: str) -> dict[s
     else:
         # ActionFormer's published settings (tal_lab.config.published); pass the YAML you trained
         # with as config_file for other values. Paths are filled from data_root.
-        from tal_lab.config.published import published_config
-
         base = published_config(name)
         json_rel, feat_rel = _LAYOUTS[name]
         if not (data_root / json_rel).is_file() or not (data_root / feat_rel).is_dir():
-            from tal_lab.data.validate import resolve_settings
-
             found, _ = resolve_settings(data_root)
             json_rel = found.get("json_file") or json_rel
             feat_rel = found.get("feat_folder") or feat_rel
@@ -250,7 +246,7 @@ def base_config(dataset: str, data_root: str | Path, preset: str, config_file: s
             data_root or config_file that does not exist, or annotation / feature paths not found.
     """
     check_choice("dataset", dataset, DATASETS)
-    check_choice("preset", preset, PRESETS)
+    check_choice("preset", preset, STUDY_PRESETS)
     if not isinstance(data_root, (str, Path)):
         raise NotebookParameterError(f"parameter data_root={data_root!r} must be a path (string)")
     if not isinstance(config_file, str):
@@ -270,10 +266,8 @@ def base_config(dataset: str, data_root: str | Path, preset: str, config_file: s
         raise NotebookParameterError(f"parameter data_root={str(data_root)!r}: no such folder ({root})")
     cfg = _real_data_config(dataset, root, config_file)
     if preset == "paper":
-        return apply_overrides(cfg, {"opt": {"epochs": PAPER_EPOCHS}}) if cfg["dataset_name"] == "thumos" else cfg
-    from tal_lab.data.synthetic_spec import get_preset
-
-    small = get_preset(SYNTHETIC_PRESETS[preset])
+        return apply_overrides(cfg, {"opt": {"epochs": TABLE1_EPOCHS}}) if cfg["dataset_name"] == "thumos" else cfg
+    small = get_preset(STUDY_TO_SYNTHETIC_PRESET[preset])
     sections = ("model", "opt", "loader", "train_cfg", "engine")
     return apply_overrides(cfg, {key: dict(getattr(small, key, None) or {}) for key in sections})
 
@@ -332,11 +326,11 @@ def ablation_setup(
     Raises:
         NotebookParameterError: a parameter is invalid (the message names it).
     """
-    check_choice("backbone", backbone, BACKBONES)
-    check_choice("neck", neck, NECKS)
-    check_choice("head", head, HEADS)
+    check_choice("backbone", backbone, BACKBONE_CHOICES)
+    check_choice("neck", neck, NECK_CHOICES)
+    check_choice("head", head, HEAD_CHOICES)
     check_choice("dataset", dataset, DATASETS)
-    check_choice("preset", preset, PRESETS)
+    check_choice("preset", preset, STUDY_PRESETS)
     check_device(device)
     _check_int("epochs", epochs, 1, allow_none=True)
     _check_int("seed", seed, 0, allow_none=True)
@@ -359,7 +353,7 @@ def ablation_setup(
         raise NotebookParameterError(f"parameter eval_epochs={list(eval_epochs)!r} lists epochs after the last "
                                      f"one ({num_epochs})")
     changes: dict[str, Any] = {
-        "model": {"backbone_type": BACKBONES[backbone], "fpn_type": NECKS[neck], "head_type": head},
+        "model": {"backbone_type": BACKBONE_CHOICES[backbone], "fpn_type": NECK_CHOICES[neck], "head_type": head},
         "opt": {"epochs": num_epochs},
         "train_cfg": {"loss_weight": float(loss_weight)},
         "engine": {"device": device, "eval_epochs": sorted(set(int(e) for e in eval_epochs))},
@@ -371,8 +365,6 @@ def ablation_setup(
             cfg = apply_overrides(cfg, list(overrides))
     except ConfigError as err:
         raise NotebookParameterError(f"the parameters give an invalid config: {err}") from err
-    from tal_lab.runs import default_run_name
-
     return AblationSetup(cfg=cfg, output_root=resolve_path(output_root), run_name=run_name or default_run_name(cfg))
 
 
@@ -395,8 +387,6 @@ def data_filter(data_tag: str) -> dict[str, Any] | None:
 def set_num_threads(num_threads: int) -> int:
     """Limit torch's CPU threads (0 leaves torch's default); returns the threads in use."""
     _check_int("num_threads", num_threads, 0)
-    import torch
-
     if num_threads:
         torch.set_num_threads(num_threads)
     return torch.get_num_threads()

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from tal_lab.config import DEFAULTS, PAPER_CONFIGURATIONS
+from tal_lab.config import DEFAULTS, PAPER_CONFIGURATIONS, load_config
+from tal_lab.data.synthetic_spec import get_preset
+from tal_lab.study.paper_results import TABLE1_EPOCHS
 from tal_lab.study.params import (
-    BACKBONES, DATASETS, PAPER_EPOCHS, PRESETS, SYNTHETIC_PRESETS, backbone_parameter, base_config, check_choice,
+    BACKBONE_CHOICES, DATASETS, STUDY_PRESETS, STUDY_TO_SYNTHETIC_PRESET, backbone_parameter, base_config, check_choice,
     synthetic_folder)
 
 __all__ = [
@@ -69,7 +71,7 @@ class RunSpec:
 
     def run_name(self, data_tag: str) -> str:
         """The run store folder name, as ``tal_lab.runs.default_run_name`` forms it."""
-        return (f"{data_tag}-{BACKBONES[self.backbone]}-{self.neck}-{self.head}-lw{float(self.loss_weight):g}"
+        return (f"{data_tag}-{BACKBONE_CHOICES[self.backbone]}-{self.neck}-{self.head}-lw{float(self.loss_weight):g}"
                 f"-e{self.epochs}-s{self.seed}")
 
 
@@ -117,7 +119,7 @@ def configuration_types(name: str) -> tuple[str, str]:
     if name not in TABLE1_CONFIGURATIONS:
         raise ValueError(f"unknown configuration {name!r}; choose from {list(TABLE1_CONFIGURATIONS)}")
     backbone, neck = TABLE1_CONFIGURATIONS[name]
-    return BACKBONES[backbone], neck
+    return BACKBONE_CHOICES[backbone], neck
 
 
 def scaled_epochs(epochs: int, reference: Sequence[int] = PAPER_TABLE2_EPOCHS) -> tuple[int, ...]:
@@ -163,7 +165,7 @@ def build_plan(
     Raises:
         ValueError: unknown preset, dataset, table, configuration or option.
     """
-    check_choice("preset", preset, PRESETS)
+    check_choice("preset", preset, STUDY_PRESETS)
     check_choice("dataset", dataset, DATASETS)
     check_choice("table2_runs", table2_runs, ("one", "separate"))
     unknown = [t for t in tables if t not in TABLES]
@@ -178,7 +180,7 @@ def build_plan(
     if base_cfg is None and dataset == "synthetic" and not config_file:
         # The plan needs only the preset's epochs: no data is generated for a dry run.
         data_root = str(synthetic_folder(preset, data_root))
-        data_tag = f"synthetic-{SYNTHETIC_PRESETS[preset]}"
+        data_tag = f"synthetic-{STUDY_TO_SYNTHETIC_PRESET[preset]}"
         preset_epochs = _synthetic_epochs(preset, Path(data_root))
     else:
         cfg = base_cfg if base_cfg is not None else base_config(dataset, data_root, preset, config_file)
@@ -219,15 +221,11 @@ def build_plan(
 
 def _synthetic_epochs(preset: str, folder: Path) -> int:
     """opt.epochs of the synthetic benchmark's config (generated or still to be generated)."""
-    from tal_lab.config import load_config
-
     if (folder / "config.yaml").is_file():
         return int(load_config(folder / "config.yaml")["opt"]["epochs"])
     if preset == "paper":
-        return PAPER_EPOCHS
-    from tal_lab.data.synthetic_spec import get_preset
-
-    return int(get_preset(SYNTHETIC_PRESETS[preset]).opt["epochs"])
+        return TABLE1_EPOCHS
+    return int(get_preset(STUDY_TO_SYNTHETIC_PRESET[preset]).opt["epochs"])
 
 
 def table4_specs(plan: StudyPlan, pair: str, seed: int) -> list[RunSpec]:

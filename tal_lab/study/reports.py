@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import io
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -46,6 +47,8 @@ def execute_notebook(notebook: str | Path, output: str | Path, parameters: Mappi
     """Run ``notebook`` with papermill into ``output`` in a fresh ``python3`` kernel started in
     ``cwd`` (a failed run still writes ``output``, with the error in its cell, and raises
     papermill's PapermillExecutionError)."""
+    # papermill and nbformat / nbconvert below (the notebook stack, ~1.5 s to import) load only
+    # when a notebook runs or is exported: every tal-lab command imports this module.
     import papermill
 
     output = Path(output)
@@ -74,8 +77,6 @@ def save_figure(fig: Any, stem: str | Path, formats: Sequence[str] = FIGURE_FORM
     Raises:
         ValueError: an unknown format, or a figure without axes (nothing to show).
     """
-    import io
-
     unknown = [f for f in formats if f not in FIGURE_FORMATS]
     if unknown:
         raise ValueError(f"unknown figure format(s) {unknown}; choose from {list(FIGURE_FORMATS)}")
@@ -94,7 +95,7 @@ def save_figure(fig: Any, stem: str | Path, formats: Sequence[str] = FIGURE_FORM
 
 def notebook_to_html(notebook: str | Path, output: str | Path) -> Path:
     """Export an executed notebook to a standalone HTML page (images embedded)."""
-    import nbformat
+    import nbformat  # the notebook stack: see execute_notebook
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)

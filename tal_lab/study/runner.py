@@ -11,7 +11,6 @@ on the best Table I configuration. Then the analysis notebooks run (also ``jobs`
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -20,41 +19,32 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
+from tal_lab.analysis.run_views import best_pair
+from tal_lab.config import load_config
 from tal_lab.engine.progress import format_seconds
+from tal_lab.runs import RUN_FILES, load_runs, run_status
 from tal_lab.study.params import base_config, check_device, project_root, resolve_path
 from tal_lab.study.reports import execute_notebook, export_reports, notebook_error
-from tal_lab.study.plan import ANALYSIS_NOTEBOOKS, TABLE4_HEADS, RunSpec, StudyPlan, table4_specs
+from tal_lab.study.plan import (ANALYSIS_NOTEBOOKS, TABLE1_CONFIGURATIONS, TABLE4_HEADS, RunSpec, StudyPlan,
+                                table4_specs)
 
-__all__ = ["StudyOutcome", "best_pair", "run_is_finished", "notebooks_dir", "run_study", "status_line"]
-
-
-def best_pair(plan: StudyPlan, output_root: Path) -> str:
-    """The Table I configuration with the highest mean average mAP in the store (the paper's best,
-    E, when no Table I run has finished)."""
-    from tal_lab.runs import load_run
-
-    scores: dict[str, list[float]] = {}
-    for spec in plan.runs:
-        for use in spec.uses:
-            if use.startswith("I:"):
-                path = output_root / spec.run_name(plan.data_tag)
-                if run_is_finished(path):
-                    scores.setdefault(use[2:], []).append(float(load_run(path).results["average_mAP"]))
-    if not scores:
-        return "E"
-    return max(scores, key=lambda name: (sum(scores[name]) / len(scores[name]), name == "E"))
+__all__ = ["StudyOutcome", "table4_configuration", "notebooks_dir", "run_study", "status_line"]
 
 
-def run_is_finished(run_dir: Path) -> bool:
-    """True when the run store holds a finished run (status and results) in ``run_dir``."""
-    info, results = run_dir / "run.json", run_dir / "results.json"
-    if not (info.is_file() and results.is_file()):
-        return False
-    try:
-        return json.loads(info.read_text()).get("status") == "finished"
-    except json.JSONDecodeError:
-        return False
+def table4_configuration(plan: StudyPlan, output_root: Path) -> str:
+    """The Table I configuration Table IV's heads are trained on: the (backbone, neck) pair that
+    :func:`tal_lab.analysis.run_views.best_pair` picks from the plan's finished Table I runs in
+    the store (so its tie-break rule), E (the paper's best) when none has finished."""
+    runs = load_runs(output_root)
+    finished = runs[runs["status"] == "finished"].set_index("name")["avg_mAP"]
+    rows = [{"backbone": TABLE1_CONFIGURATIONS[use[2:]][0], "neck": TABLE1_CONFIGURATIONS[use[2:]][1],
+             "avg_mAP": finished[spec.run_name(plan.data_tag)]}
+            for spec in plan.runs for use in spec.uses
+            if use.startswith("I:") and spec.run_name(plan.data_tag) in finished.index]
+    keys = {pair: key for key, pair in TABLE1_CONFIGURATIONS.items()}
+    return keys[best_pair(pd.DataFrame(rows, columns=["backbone", "neck", "avg_mAP"]))]
 
 
 def notebooks_dir() -> Path:
@@ -114,9 +104,7 @@ def _check_eval_epochs(ctx: _Context, spec: RunSpec, run_dir: Path) -> None:
     """Warn when a finished run lacks evaluations the plan wants from it (Table II)."""
     if not spec.eval_epochs:
         return
-    from tal_lab.config import load_config
-
-    have = set(load_config(run_dir / "config.yaml")["engine"]["eval_epochs"])
+    have = set(load_config(run_dir / RUN_FILES["config"])["engine"]["eval_epochs"])
     missing = sorted(set(spec.eval_epochs) - have)
     if missing:
         ctx.log(f"  note: {run_dir.name} was trained without evaluations at epochs {missing}; Table II will lack "
@@ -154,7 +142,7 @@ def _train_all(ctx: _Context, jobs: int, outcome: StudyOutcome) -> None:
                 count += 1
                 name = spec.run_name(plan.data_tag)
                 run_dir = ctx.output_root / name
-                if run_is_finished(run_dir):
+                if run_status(run_dir) == "finished":
                     ctx.log(f"[{count}/{total}] {name}: finished earlier, skipped")
                     _check_eval_epochs(ctx, spec, run_dir)
                     outcome.skipped.append(name)
@@ -186,7 +174,7 @@ def _train_all(ctx: _Context, jobs: int, outcome: StudyOutcome) -> None:
                                         len(outcome.failed), queued, run_seconds, jobs))
             if table4_waiting and table1_keys <= settled:
                 table4_waiting = False
-                pair = best_pair(plan, ctx.output_root)
+                pair = table4_configuration(plan, ctx.output_root)
                 plan.table4_pair = pair  # the tables notebook and the report show this choice
                 ctx.log(f"Table IV: heads on configuration {pair} (best mean average mAP of Table I)")
                 known = {s.key: i for i, s in enumerate(plan.runs)}
@@ -207,7 +195,7 @@ def _analysis_parameters(ctx: _Context, name: str) -> dict[str, Any]:
               "output_dir": str(ctx.reports_dir / ("tables" if name == "tables" else "figures"))}
     table1 = {use[2:]: spec.run_name(plan.data_tag) for spec in plan.runs for use in spec.uses
               if use.startswith("I:") and spec.seed == plan.seeds[0]
-              and run_is_finished(ctx.output_root / spec.run_name(plan.data_tag))}  # failed runs left out
+              and run_status(ctx.output_root / spec.run_name(plan.data_tag)) == "finished"}  # failed runs left out
     if name == "tables":
         return {**common, "table1_epochs": plan.table1_epochs, "tables": list(plan.tables),
                 "table2_source": "epoch_evals" if plan.table2_runs == "one" else "runs",

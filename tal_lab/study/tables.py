@@ -9,7 +9,7 @@ the real dataset and feature folder), the seeds, epochs and evaluated weights; t
 numbers are always labelled THUMOS14, and a table of synthetic runs says that its differences
 compare different data.
 
-Run selection, shared by all tables: only finished runs (an average mAP present); one data
+Run selection, shared by all tables: only finished runs (:func:`tal_lab.runs.run_status`); one data
 identity per table (``data`` picks it; by default real data before synthetic, then the identity
 with most runs; the others are named in a note); per seed the latest run. A row without runs
 stays in the table with empty numbers and a note — never a crash.
@@ -24,9 +24,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import yaml
 
-from tal_lab.study import paper_results as paper
+from tal_lab.analysis.complexity import model_complexity
 from tal_lab.analysis.study_table import StudyTable, format_diff, format_mean_std, format_number
+from tal_lab.config import PAPER_CONFIGURATIONS
+from tal_lab.runs import RUN_FILES
+from tal_lab.study import paper_results as paper
 
 __all__ = ["DATASET_LABELS", "select_data", "describe_data", "describe_identity", "table_configurations",
            "table_epochs", "table_loss_weight", "table_heads", "study_tables"]
@@ -42,12 +46,14 @@ _SHORT = {"mAP@0.3": "mAP@0.3", "mAP@0.4": "mAP@0.4", "mAP@0.5": "mAP@0.5", "mAP
 
 # ------------------------------------------------------------------------------ selection
 def _finished(runs: pd.DataFrame) -> pd.DataFrame:
-    """Finished runs (average mAP present), head defaulting to ActionFormer's."""
-    if runs.empty and "avg_mAP" not in runs.columns:  # a store with no runs at all
-        runs = pd.DataFrame(columns=["avg_mAP", "backbone", "neck", "head", "loss_weight", "epochs", "seed"])
-    if "avg_mAP" not in runs.columns:
-        raise ValueError(f"the runs frame lacks 'avg_mAP' (use tal_lab.runs.load_runs); have {list(runs.columns)}")
-    out = runs[runs["avg_mAP"].notna()].copy()
+    """Finished runs (``status`` of :func:`tal_lab.runs.run_status`), head defaulting to
+    ActionFormer's (runs recorded before the head was)."""
+    if runs.empty and "status" not in runs.columns:  # a store with no runs at all
+        runs = pd.DataFrame(columns=["status", "avg_mAP", "backbone", "neck", "head", "loss_weight", "epochs", "seed"])
+    missing = [c for c in ("status", "avg_mAP") if c not in runs.columns]
+    if missing:
+        raise ValueError(f"the runs frame lacks {missing} (use tal_lab.runs.load_runs); have {list(runs.columns)}")
+    out = runs[runs["status"] == "finished"].copy()
     out["head"] = out["head"].fillna(_DEFAULT_HEAD) if "head" in out.columns else _DEFAULT_HEAD
     return out
 
@@ -101,7 +107,7 @@ def _feat_folder(runs: pd.DataFrame) -> str | None:
     """The feature folder of the first run (read from its run.json; None if unknown)."""
     for path in runs.get("path", pd.Series(dtype=object)).dropna():
         try:
-            info = json.loads((Path(path) / "run.json").read_text())
+            info = json.loads((Path(path) / RUN_FILES["info"]).read_text())
             folder = (info.get("dataset") or {}).get("feat_folder")
             if folder:
                 return str(folder)
@@ -183,11 +189,11 @@ def _runs_summary(rows: pd.DataFrame) -> str:
 def _data_sentence(runs: pd.DataFrame) -> str:
     text = f"Ours: {describe_data(runs)}"
     if _is_synthetic(runs):
-        return (text + ". These are SYNTHETIC-data numbers, not THUMOS14 results: the paper columns are "
-                "THUMOS14, shown for orientation only (no difference is taken across datasets).")
+        return (text + f". These are SYNTHETIC-data numbers, not {paper.PAPER_DATASET} results: the paper columns "
+                f"are {paper.PAPER_DATASET}, shown for orientation only (no difference is taken across datasets).")
     if not runs.empty and not _same_data_as_paper(runs):
-        return text + (". The paper columns are THUMOS14, a different dataset, shown for orientation only (no "
-                       "difference is taken across datasets).")
+        return text + (f". The paper columns are {paper.PAPER_DATASET}, a different dataset, shown for orientation "
+                       "only (no difference is taken across datasets).")
     return text + "."
 
 
@@ -211,15 +217,11 @@ def _display_metrics(frame: pd.DataFrame, metrics: Sequence[str], paper_cols: bo
 # ------------------------------------------------------------------------------ complexity
 def _complexity_for(rows: pd.DataFrame, seq_len: int) -> tuple[dict[str, float], str | None]:
     """Params (M), GFLOPs and GMACs at ``seq_len`` for the config of the first run of ``rows``."""
-    from tal_lab.analysis.complexity import model_complexity
-
     for path in rows.get("path", pd.Series(dtype=object)).dropna():
-        cfg_path = Path(path) / "config.yaml"
+        cfg_path = Path(path) / RUN_FILES["config"]
         if not cfg_path.is_file():
             continue
         try:
-            import yaml
-
             c = model_complexity(yaml.safe_load(cfg_path.read_text()), seq_len)
             return {"params_M": c.params / 1e6, "GFLOPs": c.gflops, "GMACs": c.gmacs}, None
         except (ValueError, KeyError, RuntimeError, NotImplementedError) as err:
@@ -302,8 +304,6 @@ def table_configurations(runs: pd.DataFrame, *, data: Mapping[str, Any] | str | 
             folders of each row in ``_paths``), returns it with a bool ``significant`` column
             (see :func:`tal_lab.evaluation.significance.paired_significance`); marked rows get '*'.
     """
-    from tal_lab.config import PAPER_CONFIGURATIONS
-
     specs: list[RowSpec] = [
         (key, paper.TABLE1_LABELS.get(key, key),
          {"backbone": c["backbone_type"], "neck": c["fpn_type"], "head": head}, paper.TABLE1.get(key))
@@ -321,7 +321,8 @@ def table_configurations(runs: pd.DataFrame, *, data: Mapping[str, Any] | str | 
     caption = (f"Backbone and neck configurations (λ_reg {loss_weight:g}, {head} head, "
                f"{epochs if epochs is not None else '?'} epochs). " + _data_sentence(used)
                + f" Runs: {_runs_summary(used)}; mean ± sample std over seeds{_delta_note(used)}. "
-               "Paper: THUMOS14, 30 epochs (original row: the official ActionFormer result).")
+               f"Paper: {paper.PAPER_DATASET}, {paper.TABLE1_EPOCHS} epochs (original row: the official "
+               "ActionFormer result).")
     if complexity:
         caption += _complexity_sentence(seq_len)
     return StudyTable("table1_configurations", "Table I", frame.drop(columns=["_paths"]), caption,
@@ -362,8 +363,6 @@ def table_heads(runs: pd.DataFrame, *, backbone: str = "sgp", neck: str = "ident
     The paper has no head ablation; on the ActionFormer-head row it shows its Table I number
     for the same backbone / neck pair (configuration E for SGP + identity).
     """
-    from tal_lab.config import PAPER_CONFIGURATIONS
-
     pair_key = next((k for k, c in PAPER_CONFIGURATIONS.items()
                      if c["backbone_type"] == backbone and c["fpn_type"] == neck), None)
     specs: list[RowSpec] = [
@@ -377,8 +376,8 @@ def table_heads(runs: pd.DataFrame, *, backbone: str = "sgp", neck: str = "ident
     caption = (f"Head ablation on the {_BACKBONE_NAMES.get(backbone, backbone)} backbone with the "
                f"{_NECK_NAMES.get(neck, neck)} (λ_reg {loss_weight:g}, {epochs if epochs is not None else '?'} "
                "epochs). " + _data_sentence(used) + f" Runs: {_runs_summary(used)}; mean ± sample std over "
-               f"seeds{_delta_note(used)}. The paper has no head ablation: its THUMOS14 Table I number for this "
-               f"pair{f' ({pair_key})' if pair_key else ''} is shown on the actionformer row.")
+               f"seeds{_delta_note(used)}. The paper has no head ablation: its {paper.PAPER_DATASET} Table I "
+               f"number for this pair{f' ({pair_key})' if pair_key else ''} is shown on the actionformer row.")
     if complexity:
         caption += _complexity_sentence(seq_len)
     return StudyTable("table4_heads", "Table IV", frame.drop(columns=["_paths"]), caption,
@@ -397,8 +396,6 @@ def table_epochs(runs: pd.DataFrame, epoch_evals: pd.DataFrame | None = None, *,
             has two or more lengths, else evaluations within one run when given).
         epochs: rows to show; default the paper's epochs and every epoch with results.
     """
-    from tal_lab.config import PAPER_CONFIGURATIONS
-
     if source not in ("auto", "runs", "epoch_evals"):
         raise ValueError(f"source must be 'auto', 'runs' or 'epoch_evals', got {source!r}")
     conf = PAPER_CONFIGURATIONS[configuration]
@@ -445,7 +442,7 @@ def table_epochs(runs: pd.DataFrame, epoch_evals: pd.DataFrame | None = None, *,
     caption = (f"Effect of training epochs on the {paper.TABLE1_LABELS.get(configuration, configuration)} "
                f"configuration (λ_reg {loss_weight:g}), {how}. " + _data_sentence(used)
                + f" Runs: {_runs_summary(used)}; mean ± sample std over seeds{_delta_note(used)}. "
-               "Paper: THUMOS14 (50 epochs: the official ActionFormer result).")
+               f"Paper: {paper.PAPER_DATASET} (50 epochs: the official ActionFormer result).")
     return StudyTable("table2_epochs", "Table II", frame, caption, display=pd.DataFrame(display), notes=notes)
 
 
@@ -457,8 +454,6 @@ def table_loss_weight(runs: pd.DataFrame, *, configuration: str = "original",
     Rows: ``loss_weights`` and any other λ_reg with runs. ``epochs``: default the schedule
     covering most λ_reg values.
     """
-    from tal_lab.config import PAPER_CONFIGURATIONS
-
     conf = PAPER_CONFIGURATIONS[configuration]
     pool, notes = select_data(_finished(runs), data)
     pool = _match(pool, {"backbone": conf["backbone_type"], "neck": conf["fpn_type"], "head": _DEFAULT_HEAD})
@@ -483,7 +478,8 @@ def table_loss_weight(runs: pd.DataFrame, *, configuration: str = "original",
     caption = (f"Loss weight λ_reg ablation of the {paper.TABLE1_LABELS.get(configuration, configuration)} "
                f"configuration ({epochs if epochs is not None else '?'} epochs): mAP at tIoU 0.5 and 0.7 and the "
                "average over 0.3:0.1:0.7. " + _data_sentence(pool)
-               + f" Runs: {_runs_summary(pool)}; mean ± sample std over seeds{_delta_note(pool)}. Paper: THUMOS14.")
+               + f" Runs: {_runs_summary(pool)}; mean ± sample std over seeds{_delta_note(pool)}. "
+               f"Paper: {paper.PAPER_DATASET}.")
     return StudyTable("table3_loss_weight", "Table III", frame, caption, display=pd.DataFrame(display), notes=notes)
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.figure import Figure
 
 from tal_lab.analysis.errors import (
     FP_CATEGORIES,
@@ -20,7 +19,9 @@ from tal_lab.analysis.errors import (
     plot_sensitivity,
     sensitivity_analysis,
 )
-from tal_lab.evaluation.metrics import mean_average_precision, read_predictions, read_video_info_json
+from tal_lab.evaluation import mean_average_precision, read_predictions, read_video_info_json
+
+from images import assert_figure_image
 
 
 def _frame(rows: list[tuple], score: bool = True) -> pd.DataFrame:
@@ -129,11 +130,54 @@ def test_false_negative_rates_and_the_low_precision_drop() -> None:
     assert false_negative_analysis(gt, noisy, min_precision=0.0).iloc[0]["false_negative_rate"] == pytest.approx(2 / 3)
 
 
-def test_plots_return_figures() -> None:
+def _heights(ax) -> list[float]:
+    return [patch.get_height() for patch in ax.patches]
+
+
+def test_false_positive_profile_stacks_the_categories_of_each_block() -> None:
     fig = plot_false_positive_profile(false_positive_analysis(GT, PREDS))
-    assert isinstance(fig, Figure) and len(fig.axes) == 2
-    assert isinstance(plot_sensitivity(sensitivity_analysis(GT, PREDS)), Figure)
-    assert isinstance(plot_false_negatives(false_negative_analysis(GT, PREDS)), Figure)
+    ax_profile, ax_gain = fig.axes
+    assert ax_profile.get_title() == "false-positive profile (tIoU 0.5)"
+    assert (ax_profile.get_xlabel(), ax_profile.get_ylabel()) == ("top predictions", "error breakdown (%)")
+    assert [t.get_text() for t in ax_profile.get_xticklabels()] == ["1G", "2G", "3G"]
+    # 1G: a TP, the double detection, the v9 background; 2G: a TP, the wrong label, the
+    # localization error; 3G: the confusion and the other background. One bar per category and block.
+    third, half = 100 / 3, 50.0
+    by_category = [[third, third, 0], [third, 0, 0], [0, third, 0], [0, third, 0], [0, 0, half], [third, 0, half]]
+    assert _heights(ax_profile) == pytest.approx([h for row in by_category for h in row])
+    bottoms = [patch.get_y() for patch in ax_profile.patches]
+    assert bottoms[-3:] == pytest.approx([2 * third, 100, half])  # stacked: background on top
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "true positive", *[c.replace("_", " ") for c in FP_CATEGORIES]]
+    # removing the two background errors is the only gain: 20 points of average-mAP_N
+    assert ax_gain.get_title() == "removing error impact"
+    assert [t.get_text() for t in ax_gain.get_xticklabels()] == [c.replace("_", "\n") for c in FP_CATEGORIES]
+    assert _heights(ax_gain) == pytest.approx([0, 0, 0, 0, 20.0])
+    assert [t.get_text() for t in ax_gain.texts] == ["0.0", "0.0", "0.0", "0.0", "20.0"]
+    assert_figure_image(fig)
+
+
+def test_bin_plots_draw_one_bar_per_bin_and_the_overall_value_dashed() -> None:
+    # Each GT lasts 10 s (length bin M) and is the only one of its class in its video (num-instances
+    # XS): both bins hold all 3 GT and equal the overall value, which the dashed line shows. One GT
+    # of 3 is missed (v2's, found only at tIoU 0.3); the other bins are empty (NaN, no bar).
+    sensitivity = plot_sensitivity(sensitivity_analysis(GT, PREDS))
+    negatives = plot_false_negatives(false_negative_analysis(GT, PREDS))
+    for fig, value, ylabel in ((sensitivity, 55.0, "average-mAP$_N$ (%)"), (negatives, 100 / 3, "false negatives (%)")):
+        (ax,) = fig.axes
+        assert ax.get_ylabel() == ylabel
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["XS", "S", "M", "L", "XL", "XS", "S", "M", "L"]
+        heights = np.array(_heights(ax))
+        assert np.isnan(heights).tolist() == [True, True, False, True, True, False, True, True, True]
+        assert heights[[2, 5]] == pytest.approx([value, value])
+        (dashed,) = ax.lines
+        assert dashed.get_linestyle() == "--" and dashed.get_ydata()[0] == pytest.approx(value)
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"all: {value:.2f}", "length", "num-instances"]
+        colours = {tuple(patch.get_facecolor()) for patch in ax.patches[:5]}, {
+            tuple(patch.get_facecolor()) for patch in ax.patches[5:]}
+        assert len(colours[0]) == len(colours[1]) == 1 and colours[0] != colours[1]  # a colour per characteristic
+        assert_figure_image(fig)
 
 
 @pytest.mark.needs_shared

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import io
-import json
 import math
 from pathlib import Path
+from typing import Mapping
 
+import matplotlib.colors
 import pytest
 import torch
 
-from tal_lab.analysis.feature_plots import (plot_cosine_to_mean, plot_diversity_by_layer, plot_diversity_by_level,
-                                            plot_diversity_over_epochs, plot_diversity_overview)
+from tal_lab.analysis.feature_plots import (METRIC_LABELS, plot_cosine_to_mean, plot_diversity_by_layer,
+                                            plot_diversity_by_level, plot_diversity_over_epochs,
+                                            plot_diversity_overview)
 from tal_lab.analysis.features import (SUMMARY_METRICS, DiversityResult, as_video_features, capture_features,
                                        cosine_to_mean, diversity_metrics, effective_rank, extract_features,
                                        find_backbone_blocks, mean_pairwise_cosine, probe_diversity,
                                        rank_collapse_ratio)
 from tal_lab.analysis.run_models import load_run_detector, probe_run, run_checkpoints, run_labels
-from tal_lab.config import dump_config, paper_configuration
+from tal_lab.config import load_config, paper_configuration
 from tal_lab.models import build_detector
 
+from fake_runs import write_checkpoint, write_run
+from images import assert_figure_image
 from tiny import PYRAMID, tiny_config
 
 C_IN, T = PYRAMID["dataset"]["input_dim"], PYRAMID["dataset"]["max_seq_len"]  # 8, 32
@@ -147,13 +150,12 @@ def test_probe_frames_and_padding_follow_the_detector() -> None:
         as_video_features([torch.zeros(2)])
 
 
-def _png_size(fig) -> int:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=40)
-    return len(buf.getvalue())
+BACKBONE_NAMES = ["convTransformer", "sgp"]
 
 
-def test_plots_are_non_empty() -> None:
+@pytest.fixture(scope="module")
+def diversity() -> DiversityResult:
+    """The probe of two backbones (original, E) at two epochs each, on videos of 32 and 24 steps."""
     torch.manual_seed(2)
     results = []
     for name, backbone in (("original", "convTransformer"), ("E", "sgp")):
@@ -161,51 +163,106 @@ def test_plots_are_non_empty() -> None:
         for epoch in (1, 2):
             results.append(probe_diversity(detector, {"a": torch.randn(C_IN, T), "b": torch.randn(C_IN, 24)},
                                            labels={"backbone": backbone, "epoch": epoch}, padded_len=T))
-    both = DiversityResult.concat(results)
-    figures = [plot_diversity_by_level(both.summary), plot_diversity_overview(both.summary),
-               plot_diversity_by_layer(both.summary), plot_diversity_over_epochs(both.summary, levels=[0, 2]),
-               plot_cosine_to_mean(both.steps, stage="neck")]
-    for fig in figures:
-        assert fig.axes and any(ax.has_data() for ax in fig.axes)
-        assert _png_size(fig) > 2000
-    legend = figures[0].axes[0].get_legend()
-    assert sorted(t.get_text() for t in legend.get_texts()) == ["convTransformer", "sgp"]
-    assert len(figures[3].axes[0].lines) == 2  # one line per backbone
+    return DiversityResult.concat(results)
+
+
+def _legend(ax) -> tuple[str, list[str]]:
+    legend = ax.get_legend()
+    return legend.get_title().get_text(), [t.get_text() for t in legend.get_texts()]
+
+
+def test_by_level_plot_draws_the_mean_per_level_of_each_backbone(diversity: DiversityResult) -> None:
+    fig = plot_diversity_by_level(diversity.summary)
+    (ax,) = fig.axes
+    assert ax.get_title() == "mean pairwise cosine per level" and ax.get_ylabel() == "mean pairwise cosine"
+    assert ax.get_xlabel() == "pyramid level (backbone output)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2", "3"]
+    assert _legend(ax) == ("backbone", BACKBONE_NAMES) and len(ax.collections) == 2  # a +-1 std band per line
+    backbone = diversity.summary[diversity.summary["stage"] == "backbone"]
+    for line, name in zip(ax.lines, BACKBONE_NAMES):
+        # the mean over both videos and both epochs of each level
+        expected = backbone[backbone["backbone"] == name].groupby("level")["mean_cosine"].mean()
+        assert line.get_label() == name and list(line.get_xdata()) == [0, 1, 2, 3]
+        assert line.get_ydata() == pytest.approx(expected.to_numpy(), abs=1e-12)
+    assert_figure_image(fig)
     with pytest.raises(ValueError, match="no rows for stage"):
-        plot_diversity_by_level(both.summary, stage="nothing")
+        plot_diversity_by_level(diversity.summary, stage="nothing")
     with pytest.raises(ValueError, match="missing column"):
-        plot_diversity_by_level(both.summary, metric="no_such_metric")
+        plot_diversity_by_level(diversity.summary, metric="no_such_metric")
 
 
-def _fake_run(root: Path, cfg: dict, epochs_saved: tuple[int, ...], total: int, ema: bool = True) -> Path:
-    """A run folder as the engine writes it, with untrained weights (no training needed)."""
-    run = root / "run-a"
-    (run / "checkpoints").mkdir(parents=True)
-    dump_config(cfg, run / "config.yaml")
-    (run / "run.json").write_text(json.dumps({"name": "run-a", "seed": 7, "backbone_type": "sgp",
-                                              "fpn_type": "identity", "head_type": None, "loss_weight": 1.0,
-                                              "epochs": total}))
-    for epoch in epochs_saved:
-        torch.manual_seed(epoch)
-        state = build_detector(cfg).state_dict()
-        ckpt = {"epoch": epoch - 1, "epochs_done": epoch, "state_dict": state}
-        if ema:
-            ckpt["state_dict_ema"] = state
-        name = "last.pt" if epoch == total else f"epoch_{epoch:03d}.pt"
-        torch.save(ckpt, run / "checkpoints" / name)
-    return run
+def test_overview_has_one_panel_per_metric(diversity: DiversityResult) -> None:
+    fig = plot_diversity_overview(diversity.summary)
+    assert fig.get_suptitle() == "Feature diversity per pyramid level (backbone outputs, valid steps only)"
+    assert [ax.get_ylabel() for ax in fig.axes] == [METRIC_LABELS[m] for m in
+                                                   ("mean_cosine", "effective_rank_ratio", "collapse_ratio")]
+    assert all(ax.get_xlabel() == "pyramid level (backbone)" for ax in fig.axes)
+    assert [[line.get_label() for line in ax.lines] for ax in fig.axes] == [BACKBONE_NAMES] * 3
+    assert _legend(fig.axes[0]) == ("backbone", BACKBONE_NAMES) and fig.axes[1].get_legend() is None
+    assert_figure_image(fig)
+
+
+def test_by_layer_plot_labels_blocks_in_forward_order(diversity: DiversityResult) -> None:
+    fig = plot_diversity_by_layer(diversity.summary)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "backbone block (forward order)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["stem.0", "stem.1", "branch.0", "branch.1", "branch.2"]
+    assert [(line.get_label(), list(line.get_xdata())) for line in ax.lines] == [
+        (name, [0, 1, 2, 3, 4]) for name in BACKBONE_NAMES]
+    assert_figure_image(fig)
+
+
+def test_over_epochs_plot_has_a_panel_per_level_asked_for(diversity: DiversityResult) -> None:
+    fig = plot_diversity_over_epochs(diversity.summary, levels=[0, 2])
+    assert fig.get_suptitle() == "mean pairwise cosine over training (backbone)"
+    assert [(ax.get_title(), ax.get_xlabel()) for ax in fig.axes] == [("level 0", "epoch"), ("level 2", "epoch")]
+    for ax in fig.axes:
+        assert [(line.get_label(), list(line.get_xdata())) for line in ax.lines] == [
+            (name, [1, 2]) for name in BACKBONE_NAMES]
+    assert_figure_image(fig)
+
+
+def test_cosine_to_mean_draws_a_box_per_level_and_backbone(diversity: DiversityResult) -> None:
+    fig = plot_cosine_to_mean(diversity.steps, stage="neck")
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "pyramid level (neck output)" and ax.get_ylabel() == "cosine to temporal mean"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2", "3"]
+    assert _legend(ax) == ("backbone", BACKBONE_NAMES)
+    boxes = ax.patches  # patch_artist boxes: the first backbone's 4 levels, then the second's
+    assert len(boxes) == 8
+    centres = [float(box.get_path().vertices[:, 0].min() + box.get_path().vertices[:, 0].max()) / 2 for box in boxes]
+    # two groups of boxes, 0.8 wide per level: offsets -0.2 and +0.2 around each level
+    assert centres == pytest.approx([-0.2, 0.8, 1.8, 2.8, 0.2, 1.2, 2.2, 3.2], abs=1e-9)
+    assert [matplotlib.colors.to_hex(box.get_facecolor(), keep_alpha=False) for box in boxes] == (
+        [matplotlib.colors.to_hex("C0")] * 4 + [matplotlib.colors.to_hex("C1")] * 4)
+    assert_figure_image(fig)
+
+
+def _weights(cfg: dict, seed: int) -> dict[str, torch.Tensor]:
+    """The untrained weights of the detector of ``cfg`` at ``seed``: checkpoints without training."""
+    torch.manual_seed(seed)
+    return build_detector(cfg).state_dict()
+
+
+def _assert_weights(detector: torch.nn.Module, expected: Mapping[str, torch.Tensor]) -> None:
+    state = detector.state_dict()
+    assert state.keys() == expected.keys()
+    assert all(torch.equal(state[k], expected[k]) for k in state), "the detector holds other weights"
 
 
 def test_run_checkpoints_load_and_probe(tmp_path: Path) -> None:
-    cfg = pyramid_config("E")
-    run = _fake_run(tmp_path, cfg, (1, 3), total=3)
-    assert list(run_checkpoints(run)) == [1, 3]
+    # 2 epochs after 1 warm-up epoch, evaluated at epoch 1; run.json from before heads were recorded
+    cfg = load_config({**pyramid_config("E"), "init_rand_seed": 7, "opt": {"epochs": 2, "warmup_epochs": 1}})
+    run = write_run(tmp_path, "run-a", cfg, maps=[0.5] * 5, head_type=None)
+    for epoch in (1, 3):
+        write_checkpoint(run, epoch, _weights(cfg, epoch), ema_state_dict=_weights(cfg, 10 + epoch))
+    assert run_checkpoints(run) == {1: run / "checkpoints" / "epoch_001.pt", 3: run / "checkpoints" / "last.pt"}
     assert run_labels({"path": str(run)})["head"] == "actionformer"
     detector, loaded_cfg = load_run_detector(run, epoch=1)
-    torch.manual_seed(1)
-    expected = build_detector(cfg).state_dict()
-    assert all(torch.equal(v, expected[k]) for k, v in detector.state_dict().items())
+    _assert_weights(detector, _weights(cfg, 11))  # the EMA weights, as the run evaluated them
     assert loaded_cfg["model"]["backbone_type"] == "sgp" and not detector.training
+    _assert_weights(load_run_detector(run)[0], _weights(cfg, 13))  # default: the last checkpoint
+    _assert_weights(load_run_detector(run, epoch=3, weights="model")[0], _weights(cfg, 3))
     with pytest.raises(ValueError, match=r"available: \[1, 3\]"):
         load_run_detector(run, epoch=2)
     result = probe_run(run, {"a": torch.randn(C_IN, T)}, epochs="all", layers=False)
@@ -215,9 +272,14 @@ def test_run_checkpoints_load_and_probe(tmp_path: Path) -> None:
 
 
 def test_runs_without_ema_fall_back_to_raw_weights(tmp_path: Path) -> None:
-    run = _fake_run(tmp_path, pyramid_config("B"), (2,), total=2, ema=False)
+    cfg = load_config({**pyramid_config("B"), "opt": {"epochs": 2, "warmup_epochs": 0}})
+    assert cfg["engine"]["eval_weights"] == "ema"  # what the run asks for, but its checkpoint has none
+    run = write_run(tmp_path, "run-b", cfg, maps=[0.5] * 5)
+    write_checkpoint(run, 2, _weights(cfg, 2))
     detector, _ = load_run_detector(run)
-    assert detector is not None
+    _assert_weights(detector, _weights(cfg, 2))
+    with pytest.raises(ValueError, match="has no state_dict_ema"):
+        load_run_detector(run, weights="ema")  # EMA asked for by name: no fallback
     with pytest.raises(ValueError, match="not a tal_lab run folder"):
         run_checkpoints(tmp_path)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from tal_lab.analysis.timelines import _lanes, match_detections, plot_timelines
-from tal_lab.evaluation.metrics import mean_average_precision
+from tal_lab.evaluation import mean_average_precision
+
+from images import assert_figure_image
 
 
 def hand_case() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -104,9 +104,7 @@ def test_plot_timelines_draws_every_segment_with_a_legend() -> None:
     assert {"Run", "Jump", "false positive", "missed GT"} <= legend_texts
     hatched = [p for p in axes[1].patches if p.get_hatch()]
     assert len(hatched) == 3  # b: one missed GT and two false positives
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=40)
-    assert len(buf.getvalue()) > 2000
+    assert_figure_image(fig)
 
 
 def test_plot_timelines_filters_classes_by_name_or_id_and_reports_bad_input() -> None:

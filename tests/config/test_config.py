@@ -17,7 +17,10 @@ from tal_lab.config import (
     load_config,
     max_div_factor,
     paper_configuration,
+    thaw,
 )
+from tal_lab.config.published import published_config
+from tal_lab.data.synthetic_spec import SYNTHETIC_PRESETS
 
 # ActionFormer's configs/thumos_i3d.yaml (commit 61ea7eb), as a user would have it on disk.
 THUMOS_I3D_YAML = """\
@@ -90,13 +93,15 @@ def test_official_thumos_yaml_merges_to_the_reference_config(tmp_path: Path, sha
 
 
 def test_defaults_are_never_shared_by_reference() -> None:
-    first = load_config()
+    first = thaw(load_config())
     first["model"]["regression_range"][0][1] = 999
     first["train_cfg"]["head_empty_cls"].append(3)
     second = load_config()
     assert second["model"]["regression_range"][0][1] == 4
     assert second["train_cfg"]["head_empty_cls"] == []
     assert DEFAULTS["model"]["regression_range"][0][1] == 4
+    with pytest.raises(TypeError, match="apply_overrides"):
+        DEFAULTS["model"]["regression_range"][0][1] = 999  # type: ignore[index]
 
 
 def test_unknown_key_is_an_error_naming_it(tmp_path: Path) -> None:
@@ -168,19 +173,15 @@ def test_max_div_factor_matches_actionformer() -> None:
     assert max_div_factor(conv["model"]) == 32
 
 
-def test_synthetic_presets_agree_with_the_generator() -> None:
-    from tal_lab.config import SYNTHETIC_PRESETS
-    from tal_lab.data.synthetic_spec import PRESETS
-
-    assert set(SYNTHETIC_PRESETS) == set(PRESETS)
-    with pytest.raises(ConfigError, match=r"dataset\.synthetic\.preset"):
-        load_config({"dataset": {"synthetic": {"preset": "huge"}}})
+def test_the_synthetic_preset_is_a_name_the_generator_owns() -> None:
+    assert DEFAULTS["dataset"]["synthetic"]["preset"] in SYNTHETIC_PRESETS
+    for bad in ("", 3, None):
+        with pytest.raises(ConfigError, match=r"dataset\.synthetic\.preset"):
+            load_config({"dataset": {"synthetic": {"preset": bad}}})
 
 
 @pytest.mark.needs_shared
 def test_published_thumos_settings_merge_to_the_reference_config(shared_dir: Path) -> None:
-    from tal_lab.config.published import published_config
-
     cfg = load_config(dict(published_config("thumos"), dataset_name="thumos"))
     expected = json.loads((shared_dir / "reference/keys/full_configs.json").read_text())["configs"]
     expected = expected["af_convtransformer_identity"]

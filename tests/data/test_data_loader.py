@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from tal_lab.config import load_config, max_div_factor
+from tal_lab.config import load_config
 from tal_lab.data import build_data_loader, build_dataset, collate_videos, generate_synthetic, make_data_loader, pad_videos
 from tal_lab.data.batching import VIDEO_KEYS
 
@@ -58,10 +58,9 @@ def test_pad_videos_masks_and_lengths(cfg: dict[str, Any]) -> None:
     videos = [build_dataset(cfg, "val")[i] for i in range(2)]
     model = cfg["model"]
     feats, masks = pad_videos(videos, model, training=False)
-    lengths = [v["feats"].shape[1] for v in videos]
-    longest, divisor = max(lengths), max_div_factor(model)
-    expected = model["max_seq_len"] if longest <= model["max_seq_len"] else -(-longest // divisor) * divisor
-    assert feats.shape == (2, 16, expected) and masks.shape == (2, 1, expected) and masks.dtype == torch.bool
+    # 238 and 260 steps, both within max_seq_len 576: inference pads them to it
+    assert [v["feats"].shape[1] for v in videos] == [238, 260] and model["max_seq_len"] == 576
+    assert feats.shape == (2, 16, 576) and masks.shape == (2, 1, 576) and masks.dtype == torch.bool
     for row, video in enumerate(videos):
         t = video["feats"].shape[1]
         assert masks[row, 0, :t].all() and not masks[row, 0, t:].any()

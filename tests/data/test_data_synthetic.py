@@ -12,7 +12,7 @@ from tal_lab.config import load_config
 from tal_lab.data import build_dataset, dataset_digest, generate_synthetic, knobs_from_mapping
 from tal_lab.data.synthetic import class_patterns, num_feature_steps, synthesize_features
 from tal_lab.data.synthetic_layout import Event, VideoLayout
-from tal_lab.data.synthetic_spec import PRESETS, SyntheticKnobs, load_thumos14_stats
+from tal_lab.data.synthetic_spec import SYNTHETIC_PRESETS, SyntheticKnobs, load_thumos14_stats
 from tal_lab.data.validate import validate_dataset
 
 
@@ -33,8 +33,8 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tiny: Path, tmp_path: Path)
 def test_folder_is_actionformer_format_and_validates(tiny: Path) -> None:
     database = json.loads((tiny / "annotations.json").read_text())["database"]
     subsets = [v["subset"] for v in database.values()]
-    assert subsets.count("Validation") == PRESETS["tiny"].num_train_videos
-    assert subsets.count("Test") == PRESETS["tiny"].num_test_videos
+    assert subsets.count("Validation") == SYNTHETIC_PRESETS["tiny"].num_train_videos
+    assert subsets.count("Test") == SYNTHETIC_PRESETS["tiny"].num_test_videos
     names = {c["label_id"]: c["label"] for c in load_thumos14_stats()["classes"]}
     for video_id, video in database.items():
         feats = np.load(tiny / "features" / f"{video_id}.npy")
@@ -53,7 +53,8 @@ def test_written_config_loads_both_splits(tiny: Path) -> None:
     assert cfg["dataset_name"] == "synthetic" and cfg["dataset"]["synthetic"]["seed"] == 3
     assert cfg["dataset"]["synthetic"]["knobs"] == SyntheticKnobs().to_dict()
     train, val = build_dataset(cfg, "train"), build_dataset(cfg, "val")
-    assert (len(train), len(val)) == (PRESETS["tiny"].num_train_videos, PRESETS["tiny"].num_test_videos)
+    tiny = SYNTHETIC_PRESETS["tiny"]
+    assert (len(train), len(val)) == (tiny.num_train_videos, tiny.num_test_videos)
     item = train[0]
     assert item["feats"].shape[0] == 16 and item["feats"].shape[1] <= cfg["dataset"]["max_seq_len"]
 

@@ -26,9 +26,6 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _copy(tiny: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "data"
     shutil.copytree(tiny, folder)
-    cfg = load_config(folder / "config.yaml")
-    cfg["dataset"]["json_file"] = str(folder / "annotations.json")
-    cfg["dataset"]["feat_folder"] = str(folder / "features")
     (folder / "config.yaml").unlink()
     return folder
 

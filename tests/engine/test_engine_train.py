@@ -61,7 +61,7 @@ def test_a_run_folder_holds_the_whole_record(finished_run: Path) -> None:
     assert results["average_mAP"] == pytest.approx(np.mean(results["mAP"]))
     assert results["timings"]["train_seconds"] == pytest.approx(run.epochs["seconds"].sum())
     assert list(run.detections.columns) == ["video-id", "t-start", "t-end", "label", "score"]
-    assert len(run.detections) > 0 and run.checkpoint is not None
+    assert len(run.detections) > 0 and run.checkpoint == finished_run / "checkpoints" / "last.pt"
     # Checkpoints: last.pt with everything, epoch_001.pt (evaluated epoch) with weights only.
     state = load_training_checkpoint(run.checkpoint)
     assert state["epochs_done"] == 3 and state["epoch"] == 2

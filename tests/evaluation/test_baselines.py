@@ -8,7 +8,7 @@ import pytest
 
 from tal_lab.evaluation.baselines import (LabelPrior, detection_counts, expected_matches, prior_matched_predictions,
                                    relocated_predictions, uniform_random_predictions)
-from tal_lab.evaluation.metrics import PRED_COLUMNS, mean_average_precision
+from tal_lab.evaluation import PRED_COLUMNS, mean_average_precision
 
 
 def _gt(rows: list[tuple[str, float, float, int]]) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tal_lab.evaluation.bootstrap import bootstrap_map, paired_bootstrap, resampled_map, video_weights
-from tal_lab.evaluation.metrics import match_predictions, mean_average_precision, read_predictions
+from tal_lab.evaluation import match_predictions, mean_average_precision, read_predictions
 
 
 def _synthetic(seed: int, n_videos: int = 8, noise: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -99,7 +99,7 @@ def test_paired_bootstrap_of_a_run_with_itself_and_with_a_worse_run() -> None:
 
 
 @pytest.mark.needs_shared
-def test_thumos14_bootstrap_is_fast_and_centred(shared_dir: Path) -> None:
+def test_thumos14_bootstrap_brackets_the_reference_map_within_ten_points(shared_dir: Path) -> None:
     eval_dir = shared_dir / "reference" / "eval"
     gt = read_predictions(eval_dir / "gt_test_reference.csv")
     preds = read_predictions(eval_dir / "pred_realistic.csv")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import tal_lab.models.backbones.maxpool  # noqa: F401  (registers 'maxpool' until tal_lab.models imports it)
 from tal_lab.config import load_config
 from tal_lab.models import BACKBONES, build_detector
 from tal_lab.models.backbones.maxpool import MaxPoolBackbone, MaxPoolBlock, pool_kernel_size

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import torch
 
-import tal_lab.models.heads.decoupled  # noqa: F401  (registers 'decoupled' until tal_lab.models imports it)
-import tal_lab.models.backbones.maxpool  # noqa: F401
+from tal_lab.config import apply_overrides
 from tal_lab.models import build_detector
 from tal_lab.models.heads.decoupled import DecoupledHead, boundary_confidence, rescore_factors
-from tal_lab.ops.trident import boundary_log_probs, distribution_focal_loss, expected_offsets
+from tal_lab.ops.boundary import boundary_log_probs, expected_offsets
+from tal_lab.ops.trident_losses import distribution_focal_loss
 
 from tiny import check_detections, head_config, head_videos, overfit
 
@@ -153,23 +153,19 @@ def test_decoupled_towers_and_state_dict() -> None:
 
 
 def test_options_from_the_model_config() -> None:
-    cfg = head_config(head_type="decoupled")
-    # the decoupled_* keys are read with defaults until the config schema lists them
-    cfg["model"].update(decoupled_uncertainty="entropy", decoupled_uncertainty_power=2.0,
-                        decoupled_dfl_weight=0.0, decoupled_class_aware=True)
+    cfg = head_config(head_type="decoupled", decoupled_uncertainty="entropy", decoupled_uncertainty_power=2.0,
+                      decoupled_dfl_weight=0.0, decoupled_class_aware=True)
     head = build_detector(cfg).head
     assert (head.uncertainty, head.uncertainty_power, head.dfl_weight, head.class_aware) == ("entropy", 2.0, 0.0, True)
     assert build_detector(cfg).train()(head_videos()).keys() == {"cls_loss", "reg_loss", "final_loss"}
     assert "dfl_loss" in build_detector(head_config(head_type="decoupled")).train()(head_videos())
-    cfg["model"]["decoupled_uncertainty"] = "variance"
     with pytest.raises(ValueError, match="decoupled_uncertainty"):
-        build_detector(cfg)
+        build_detector(apply_overrides(cfg, {"model": {"decoupled_uncertainty": "variance"}}))
 
 
 @pytest.mark.parametrize("class_aware", [False, True])
 def test_overfits_a_tiny_batch_and_predicts_valid_segments(class_aware: bool) -> None:
-    cfg = head_config(backbone_type="maxpool", head_type="decoupled")
-    cfg["model"]["decoupled_class_aware"] = class_aware
+    cfg = head_config(backbone_type="maxpool", head_type="decoupled", decoupled_class_aware=class_aware)
     model, history = overfit(cfg, steps=30)
     assert all(math.isfinite(v) for v in history)
     assert history[-1] < 0.5 * history[0]

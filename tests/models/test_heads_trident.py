@@ -11,21 +11,13 @@ from typing import Any
 import pytest
 import torch
 
-import tal_lab.models.heads.decoupled  # noqa: F401  (registers the parts until tal_lab.models imports them)
-import tal_lab.models.backbones.maxpool  # noqa: F401
-import tal_lab.models.heads.trident  # noqa: F401
 from tal_lab.config import DEFAULTS, load_config
-from tal_lab.ops.losses import LossNormalizer, diou_loss_1d, sigmoid_focal_loss
+from tal_lab.ops.losses import LossNormalizer
 from tal_lab.models import BACKBONES, build_detector
 from tal_lab.models.heads.trident import TridentHead
-from tal_lab.ops.trident import (
-    boundary_log_probs,
-    boundary_neighbours,
-    center_logits_by_distance,
-    decode_boundary_candidates,
-    expected_offsets,
-    trident_losses,
-)
+from tal_lab.ops.boundary import boundary_log_probs, boundary_neighbours, center_logits_by_distance, expected_offsets
+from tal_lab.ops.decode import level_scores, level_segments, select_candidates
+from tal_lab.ops.trident_losses import trident_losses
 
 from tiny import (
     assert_every_parameter_learns,
@@ -80,6 +72,12 @@ def test_expected_offset_of_a_one_hot_distribution() -> None:
 # ------------------------------------------------------------------ losses
 
 
+def _focal(logit: float, target: int) -> float:
+    """Sigmoid focal loss of one entry by its formula (alpha 0.25, gamma 2)."""
+    p = 1 / (1 + math.exp(-logit))
+    return 0.25 * (1 - p) ** 2 * -math.log(p) if target else 0.75 * p ** 2 * -math.log(1 - p)
+
+
 def test_losses_by_hand() -> None:
     """IoU-weighted focal loss on positive (point, class) entries, DIoU per pair (TriDet)."""
     cls_logits = torch.tensor([[[0.5, -1.0], [-2.0, 0.3], [1.0, 1.0]]])  # (B=1, P=3, C=2)
@@ -91,12 +89,12 @@ def test_losses_by_hand() -> None:
     out = trident_losses(cls_logits, offsets, valid, cls_targets, reg_targets, normalizer,
                          loss_weight=1.0, label_smoothing=0.0, iou_weight_power=0.2)
     norm = 0.9 * 10 + 0.1 * 1  # one positive point
-    iou = torch.tensor([3.0 / 4.0, 4.0 / 6.0])  # class 0: [1, 2] vs [2, 2]; class 1: [3, 3] vs [2, 2]
-    focal = sigmoid_focal_loss(cls_logits[0, :2], cls_targets[0, :2], reduction="none")
-    focal[0] = focal[0] * iou ** 0.2
-    torch.testing.assert_close(out["cls_loss"], focal.sum() / norm)
-    pairs = torch.tensor([[1.0, 2.0], [3.0, 3.0]])
-    torch.testing.assert_close(out["reg_loss"], diou_loss_1d(pairs, torch.tensor([[2.0, 2.0]] * 2)) / norm)
+    # point 0's IoU with its target (2, 2): class 0 (1, 2): 3 / 4; class 1 (3, 3): 4 / 6
+    cls_loss = (_focal(0.5, 1) * (3 / 4) ** 0.2 + _focal(-1.0, 1) * (4 / 6) ** 0.2  # point 0, positive
+                + _focal(-2.0, 0) + _focal(0.3, 0))  # point 1, background; point 2 is padding
+    assert out["cls_loss"].item() == pytest.approx(cls_loss / norm, rel=1e-6)
+    # DIoU: (1, 2) vs (2, 2): 1 - 3 / 4 + (centre gap 0.5 / enclosing 4)^2; (3, 3): 1 - 4 / 6, same centre
+    assert out["reg_loss"].item() == pytest.approx((1 / 4 + 1 / 64 + 1 / 3) / norm, rel=1e-6)
     torch.testing.assert_close(out["final_loss"], out["cls_loss"] + out["reg_loss"])
     assert out["num_pos"] == 1 and normalizer.value == pytest.approx(norm)
 
@@ -108,7 +106,9 @@ def test_losses_without_positives_stay_connected() -> None:
                          torch.zeros(1, 4, 2), LossNormalizer(5.0), 1.0, 0.0, 0.2)
     assert out["reg_loss"] == 0 and out["num_pos"] == 0
     out["final_loss"].backward()
-    assert offsets.grad is not None and cls_logits.grad is not None
+    # the offsets stay in the graph with zero gradient; every logit is pushed towards background
+    assert offsets.grad is not None and offsets.grad.abs().sum() == 0
+    assert (cls_logits.grad > 0).all()
 
 
 # ------------------------------------------------------------------ the head
@@ -211,8 +211,8 @@ def test_decoded_candidates_use_each_class_own_offsets() -> None:
     logits = torch.tensor([[5.0, 5.0, -20.0]])  # one point, classes 0 and 1 above threshold
     offsets = torch.tensor([[[1.0, 1.0], [2.0, 3.0], [0.0, 0.0]]])
     points = torch.tensor([[10.0, 0.0, 100.0, 2.0]])
-    segs, scores, labels = decode_boundary_candidates([logits], [offsets], [points], [torch.tensor([True])],
-                                                      0.001, 100, 0.05)
+    segs, scores, labels = select_candidates([level_scores(logits, torch.tensor([True]))],
+                                             [level_segments(offsets, points)], 0.001, 100, 0.05)
     assert labels.tolist() == [0, 1]
     assert segs.tolist() == [[8.0, 12.0], [6.0, 16.0]]
 

@@ -63,7 +63,7 @@ def test_attention_module_local_vs_global_and_masking() -> None:
     x = torch.randn(2, 8, 16)
     mask = _mask([16, 11], 16)
     local = MaskedMHCA(8, 2, window_size=33)  # window wider than the sequence = global, -1e4 vs -inf
-    glob = MaskedMHCA(8, 2, window_size=-1)
+    glob = MaskedMHCA(8, 2, window_size=None)
     glob.load_state_dict(local.state_dict())
     out_l, m_l = local(x, mask)
     out_g, m_g = glob(x, mask)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tal_lab.config import ADAPTIVE_LOSS_WEIGHT
 from tal_lab.ops.assign import assign_labels
 from tal_lab.ops.losses import LossNormalizer, detection_losses, diou_loss_1d, sigmoid_focal_loss
 
@@ -99,24 +100,37 @@ def _toy_batch(requires_grad: bool = True) -> dict[str, torch.Tensor]:
 
 
 def test_objective_by_hand_smoothing_and_adaptive_weight() -> None:
-    batch = _toy_batch()
+    # 1 video, 4 points (the last one padding), 3 classes; logits 0 (p = 0.5) make every focal
+    # term alpha_t * (1 - p_t)^2 * BCE = (0.75 - 0.5 y) * 0.25 * ln 2 for a soft target y
+    logits = torch.zeros(1, 4, 3, requires_grad=True)
+    offsets = torch.ones(1, 4, 2)
+    offsets[0, 1] = torch.tensor([1.0, 3.0])
+    offsets.requires_grad_(True)
+    valid = torch.tensor([[True, True, True, False]])
+    cls_t = torch.zeros(1, 4, 3)
+    cls_t[0, 1, 1] = 1
+    cls_t[0, 3, 0] = 1  # a positive at the padded point: not counted
+    reg_t = torch.full((1, 4, 2), 2.0)
     norm = LossNormalizer(10.0)
-    out = detection_losses(**batch, normalizer=norm, loss_weight=0.0, label_smoothing=0.1)
-    assert out["num_pos"] == 2 and norm.value == pytest.approx(9.2)
-    valid, pos = batch["valid"], torch.tensor([[False] * 10, [False] * 10])
-    pos[0, 2] = pos[1, 4] = True
-    smoothed = batch["cls_targets"][valid] * 0.9 + 0.1 / 4
-    cls_expected = sigmoid_focal_loss(batch["cls_logits"][valid], smoothed) / 9.2
-    reg_expected = diou_loss_1d(batch["reg_offsets"][pos], batch["reg_targets"][pos]) / 9.2
-    torch.testing.assert_close(out["cls_loss"], cls_expected)
-    torch.testing.assert_close(out["reg_loss"], reg_expected)
-    # loss_weight <= 0: ActionFormer's adaptive weight cls / max(reg, 0.01), without gradient
-    weight = cls_expected.detach() / max(reg_expected.item(), 0.01)
-    torch.testing.assert_close(out["final_loss"], cls_expected + reg_expected * weight)
+    out = detection_losses(logits, offsets, valid, cls_t, reg_t, normalizer=norm, loss_weight=ADAPTIVE_LOSS_WEIGHT,
+                           label_smoothing=0.1)
+    assert out["num_pos"] == 1 and norm.value == pytest.approx(0.9 * 10 + 0.1 * 1)
+    # smoothed targets y (1 - 0.1) + 0.1 / 4: the positive 0.925, the 8 other valid entries 0.025
+    cls_loss = ((0.75 - 0.5 * 0.925) + 8 * (0.75 - 0.5 * 0.025)) * 0.25 * math.log(2) / 9.1
+    # DIoU of (1, 3) vs (2, 2): IoU (1 + 2) / 5, centre gap 0.5 * (2 - 0) = 1 over enclosing 5
+    reg_loss = (1 - 3 / 5 + (1 / 5) ** 2) / 9.1
+    assert out["cls_loss"].item() == pytest.approx(cls_loss, rel=1e-6)
+    assert out["reg_loss"].item() == pytest.approx(reg_loss, rel=1e-6)
+    # ActionFormer's adaptive weight cls / max(reg, 0.01), without gradient: final = 2 cls
+    assert out["final_loss"].item() == pytest.approx(2 * cls_loss, rel=1e-6)
+    (cls_grad,) = torch.autograd.grad(out["cls_loss"], logits, retain_graph=True)
     out["final_loss"].backward()
-    assert batch["cls_logits"].grad is not None and batch["reg_offsets"].grad.abs().sum() > 0
-    # padded steps get no gradient
-    assert batch["cls_logits"].grad[1, 7:].abs().sum() == 0
+    torch.testing.assert_close(logits.grad, cls_grad)  # the weight's cls_loss is detached
+    assert (logits.grad[0, :3] != 0).all() and offsets.grad[0, 1].abs().sum() > 0
+    # padded points and non-positive offsets get no gradient
+    assert logits.grad[0, 3].abs().sum() == 0 and offsets.grad[0, [0, 2, 3]].abs().sum() == 0
+    fixed = detection_losses(logits, offsets, valid, cls_t, reg_t, LossNormalizer(10.0), 2.0, 0.1)
+    assert fixed["final_loss"].item() == pytest.approx(cls_loss + 2 * reg_loss, rel=1e-6)
 
 
 def test_no_positives_and_low_precision_inputs() -> None:

@@ -6,52 +6,32 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from tal_lab.config import dump_config, load_config
-from tal_lab.core.atomic_io import append_jsonl, read_jsonl, rewrite_jsonl, write_csv_atomic, write_json_atomic
+from tal_lab.config import load_config
+from tal_lab.core.atomic_io import append_jsonl, read_jsonl, rewrite_jsonl, write_json_atomic
 from tal_lab.runs import default_run_name, load_epoch_evals, load_run, load_runs
 
-TIOUS = [0.3, 0.4, 0.5, 0.6, 0.7]
+from fake_runs import NUM_PARAMS, write_run
+
+DETECTIONS = pd.DataFrame({"video-id": ["v"], "t-start": [0.5], "t-end": [1.25], "label": [0], "score": [0.9]})
 
 
-def _write_run(root: Path, name: str, backbone: str, maps: list[float] | None, seed: int = 1) -> Path:
-    run = root / name
-    run.mkdir(parents=True)
-    cfg = load_config({"model": {"backbone_type": backbone}, "init_rand_seed": seed})
-    dump_config(cfg, run / "config.yaml")
-    write_json_atomic(run / "run.json", {
-        "run_id": f"id-{name}", "name": name, "created": "2025-01-01T00:00:00+00:00",
-        "status": "finished" if maps else "running", "seed": seed,
-        "dataset": {"name": "synthetic", "kind": "synthetic", "preset": "quick", "seed": 0},
-        "backbone_type": backbone, "fpn_type": "identity", "head_type": "actionformer", "loss_weight": 1.0,
-        "epochs": 2, "total_epochs": 3, "tal_lab_version": "0.1.0", "git_commit": None, "num_params": 123,
-        "device": "cpu"})
-    append_jsonl(run / "metrics.jsonl", [{"epoch": 1, "iter": i, "step": i, "lr": 0.1, "final_loss": 1.0 / i,
-                                          "seconds": 0.5} for i in (1, 2)])
-    epochs = [{"epoch": 1, "iters": 2, "seconds": 1.0, "lr": 0.1, "train": {"final_loss": 0.7}, "eval": None}]
-    if maps:
-        evaluation = {"tiou_thresholds": TIOUS, "mAP": [m / 2 for m in maps], "average_mAP": sum(maps) / 10,
-                      "weights": "ema", "seconds": 0.2}
-        epochs[0]["eval"] = evaluation
-        epochs.append({"epoch": 2, "iters": 2, "seconds": 3.0, "lr": 0.0, "train": {"final_loss": 0.5},
-                       "eval": dict(evaluation, mAP=maps, average_mAP=sum(maps) / 5)})
-        write_json_atomic(run / "results.json", {
-            "tiou_thresholds": TIOUS, "mAP": maps, "average_mAP": sum(maps) / 5, "per_class_AP": {"0": maps},
-            "weights": "ema", "checkpoint_epoch": 2,
-            "timings": {"train_seconds": 4.0, "seconds_per_epoch": 2.0, "eval_seconds": 0.5,
-                        "seconds_per_video": 0.1}})
-        write_csv_atomic(run / "detections.csv", pd.DataFrame(
-            {"video-id": ["v"], "t-start": [0.5], "t-end": [1.25], "label": [0], "score": [0.9]}))
-    append_jsonl(run / "epochs.jsonl", epochs)
-    return run
+def _run(root: Path, name: str, backbone: str, maps: list[float] | None, seed: int = 1) -> Path:
+    """A synthetic-data run of 2 epochs after 1 warm-up epoch; finished runs were evaluated at
+    epoch 1 (half the final mAP) and at the last epoch, 3 (``maps``)."""
+    cfg = load_config({"dataset_name": "synthetic", "model": {"backbone_type": backbone}, "init_rand_seed": seed,
+                       "opt": {"epochs": 2, "warmup_epochs": 1}, "engine": {"eval_epochs": [1]}})
+    return write_run(root, name, cfg, maps=maps, epoch_maps={1: [m / 2 for m in maps]} if maps else None,
+                     detections=DETECTIONS)
 
 
 def test_load_runs_gives_one_row_per_run_with_percent_map(tmp_path: Path) -> None:
-    _write_run(tmp_path, "a", "convTransformer", [0.5, 0.4, 0.3, 0.2, 0.1])
-    _write_run(tmp_path, "b", "sgp", [0.6, 0.5, 0.4, 0.3, 0.2], seed=2)
-    _write_run(tmp_path, "c", "conv", None)  # still running: no results yet
+    _run(tmp_path, "a", "convTransformer", [0.5, 0.4, 0.3, 0.2, 0.1])
+    _run(tmp_path, "b", "sgp", [0.6, 0.5, 0.4, 0.3, 0.2], seed=2)
+    _run(tmp_path, "c", "conv", None)  # still running: no results yet
     (tmp_path / "not_a_run").mkdir()
     runs = load_runs(tmp_path)
     assert list(runs["name"]) == ["a", "b", "c"]
@@ -62,7 +42,7 @@ def test_load_runs_gives_one_row_per_run_with_percent_map(tmp_path: Path) -> Non
         assert column in runs.columns, column
     a = runs.set_index("name").loc["a"]
     assert a["mAP@0.3"] == pytest.approx(50.0) and a["mAP@0.7"] == pytest.approx(10.0)
-    assert a["avg_mAP"] == pytest.approx(30.0) and a["sec_per_epoch"] == 2.0 and a["params"] == 123
+    assert a["avg_mAP"] == pytest.approx(30.0) and a["sec_per_epoch"] == 2.0 and a["params"] == NUM_PARAMS
     assert a["data_kind"] == "synthetic" and a["data_preset"] == "quick" and a["weights"] == "ema"
     c = runs.set_index("name").loc["c"]
     assert c["status"] == "running" and math.isnan(c["avg_mAP"])
@@ -72,21 +52,22 @@ def test_load_runs_gives_one_row_per_run_with_percent_map(tmp_path: Path) -> Non
 
 
 def test_load_epoch_evals_lists_every_evaluated_epoch(tmp_path: Path) -> None:
-    _write_run(tmp_path, "a", "convTransformer", [0.5, 0.4, 0.3, 0.2, 0.1])
-    _write_run(tmp_path, "c", "conv", None)
+    _run(tmp_path, "a", "convTransformer", [0.5, 0.4, 0.3, 0.2, 0.1])
+    _run(tmp_path, "c", "conv", None)
     evals = load_epoch_evals(tmp_path)
-    assert list(evals["epoch"]) == [1, 2] and set(evals["name"]) == {"a"}
+    assert list(evals["epoch"]) == [1, 3] and set(evals["name"]) == {"a"}
     assert list(evals["mAP@0.3"]) == pytest.approx([25.0, 50.0])
     assert list(evals["avg_mAP"]) == pytest.approx([15.0, 30.0])
     assert set(evals["weights"]) == {"ema"} and set(evals["backbone"]) == {"convTransformer"}
 
 
 def test_load_run_reads_every_file(tmp_path: Path) -> None:
-    run = load_run(_write_run(tmp_path, "a", "convTransformer", [0.5, 0.4, 0.3, 0.2, 0.1]))
+    run = load_run(_run(tmp_path, "a", "convTransformer", [0.5, 0.4, 0.3, 0.2, 0.1]))
     assert run.name == "a" and run.config["model"]["backbone_type"] == "convTransformer"
-    assert list(run.metrics["final_loss"]) == [1.0, 0.5]
-    assert list(run.epochs["epoch"]) == [1, 2] and run.epochs["avg_mAP"].iloc[1] == pytest.approx(30.0)
-    assert run.results["checkpoint_epoch"] == 2 and run.detections["t-end"].iloc[0] == 1.25
+    assert list(run.metrics["step"]) == [1, 2, 3, 4, 5, 6] and run.metrics["final_loss"].iloc[1] == 0.5
+    assert list(run.epochs["epoch"]) == [1, 2, 3] and run.epochs["avg_mAP"].iloc[2] == pytest.approx(30.0)
+    assert run.epochs["avg_mAP"].iloc[0] == pytest.approx(15.0) and math.isnan(run.epochs["avg_mAP"].iloc[1])
+    assert run.results["checkpoint_epoch"] == 3 and run.detections["t-end"].iloc[0] == 1.25
     assert run.checkpoint is None
     with pytest.raises(FileNotFoundError, match="not a tal_lab run folder"):
         load_run(tmp_path)
@@ -107,8 +88,6 @@ def test_jsonl_tolerates_a_torn_last_line_and_rewrites_atomically(tmp_path: Path
 
 
 def test_json_writer_converts_numpy_and_nan(tmp_path: Path) -> None:
-    import numpy as np
-
     write_json_atomic(tmp_path / "r.json", {"a": np.array([0.5, np.nan]), "b": np.float32(2.0), "c": np.int64(3)})
     assert json.loads((tmp_path / "r.json").read_text()) == {"a": [0.5, None], "b": 2.0, "c": 3}
 

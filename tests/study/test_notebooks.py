@@ -9,22 +9,32 @@ reports are exported. Every test below checks the files one notebook promises.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator
+from xml.etree import ElementTree
 
 import nbformat
 import pandas as pd
 import papermill
 import pytest
+from IPython.core.formatters import DisplayFormatter
+from matplotlib.figure import Figure
 
+from tal_lab.analysis.figure import new_figure
+from tal_lab.analysis.run_views import RunExplorer
+from tal_lab.engine import train
 from tal_lab.study.params import ablation_setup
 from tal_lab.runs import default_run_name, load_run
 from tal_lab.study.plan import StudyPlan, build_plan
+from tal_lab.study.reports import FIGURE_DPI
 from tal_lab.study.runner import StudyOutcome, run_study
 
+from images import assert_drawn, decode_png, png_dpi
 from tiny import FAST_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +43,7 @@ NOTEBOOK_NAMES = ("run_ablation", "timelines", "feature_diversity", "tables", "e
 # A model small enough for seconds per run: every part of each configuration, width 16.
 FAST = [*FAST_OVERRIDES, "model.sgp_mlp_dim=32", "test_cfg.pre_nms_topk=200", "test_cfg.max_seg_num=50",
         "engine.progress=false"]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SVG_NS = "http://www.w3.org/2000/svg"
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +66,6 @@ class Study:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory, kernel_env: None) -> Study:
-    from tal_lab.engine import train
-
     tmp = tmp_path_factory.mktemp("study")
     plan = build_plan(preset="tiny", data_root=str(tmp / "data"), tables=("I", "II"), configurations=("original", "E"))
     # E first, in-process: a finished run the study must skip (and its name must be the engine's).
@@ -79,10 +87,22 @@ def _errors(path: Path) -> list[str]:
 
 
 def _png(path: Path) -> None:
+    """A figure the study saved: a drawn PNG at the report resolution, and the same figure as SVG."""
     assert path.is_file(), f"missing {path}"
-    data = path.read_bytes()
-    assert data[:8] == PNG_MAGIC and len(data) > 2000, f"{path} is not a non-empty PNG"
-    assert path.with_suffix(".svg").is_file() and path.with_suffix(".svg").stat().st_size > 1000
+    assert png_dpi(path) == pytest.approx((FIGURE_DPI, FIGURE_DPI), abs=0.05), path
+    pixels = decode_png(path)
+    assert_drawn(pixels, path)
+    svg = ElementTree.parse(path.with_suffix(".svg")).getroot()
+    assert svg.tag == f"{{{SVG_NS}}}svg" and len(svg.findall(f".//{{{SVG_NS}}}path")) > 10, f"{path}: empty SVG"
+    # the same size in both: SVG points (1/72 in) at the PNG's dpi, as pixels (Agg truncates)
+    svg_px = [float(svg.attrib[key].removesuffix("pt")) / 72 * FIGURE_DPI for key in ("height", "width")]
+    assert list(pixels.shape[:2]) == pytest.approx(svg_px, abs=1.0), (path, pixels.shape, svg_px)
+
+
+def _shows_every_cell(page: Path, notebook: Path) -> None:
+    """An exported HTML page holds every cell of its executed notebook (nbconvert's lab template)."""
+    cells = nbformat.read(str(notebook), as_version=4).cells
+    assert page.read_text().count('class="jp-Cell ') == len(cells), (page, len(cells))
 
 
 # ------------------------------------------------------------------ the committed notebooks
@@ -109,8 +129,6 @@ def test_notebook_is_committed_clean_with_a_parsable_parameters_cell(name: str) 
 @pytest.mark.parametrize("name", ("timelines", "feature_diversity", "tables", "explore"))
 def test_an_analysis_notebook_with_its_defaults_writes_only_git_ignored_folders(name: str) -> None:
     """Only ``tal-lab study`` writes the tracked reports/; a notebook run by hand writes outputs/."""
-    import subprocess
-
     nb = nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     params = {p.name: p.default for p in papermill.translators.PythonTranslator.inspect(cell)}
@@ -170,7 +188,7 @@ def test_run_ablation_records_the_run_and_writes_its_report(study: Study) -> Non
     assert (report / "map.md").read_text().startswith("**mAP.**") and (report / "map.tex").is_file()
     summary = json.loads((report / "summary.json").read_text())
     assert summary["run"] == name and summary["avg_mAP"] == pytest.approx(100 * run.results["average_mAP"])
-    assert (report / "run_ablation.html").stat().st_size > 10_000
+    _shows_every_cell(report / "run_ablation.html", study.reports / "_work" / "runs" / f"{name}.ipynb")
 
 
 def test_tables_notebook_writes_tables_with_paper_columns_and_captions(study: Study) -> None:
@@ -238,12 +256,10 @@ def test_reports_index_links_every_table_figure_and_notebook(study: Study) -> No
     assert "<table>" in index and "Table I" in index
     assert "## Tables" in readme and "**Table I.**" in readme and "](figures/timelines_" in readme
     for page in (study.reports / "notebooks").glob("*.html"):
-        assert page.stat().st_size > 10_000
+        _shows_every_cell(page, study.reports / "_work" / "notebooks" / f"{page.stem}.ipynb")
 
 
 def test_explorer_state_changes_re_render_with_every_class_in_the_label_space(study: Study) -> None:
-    from tal_lab.analysis.run_views import RunExplorer
-
     explorer = RunExplorer(study.runs, score_threshold=0.0, num_videos=2)
     assert explorer.run.name in (study.name("original"), study.name("E")) and len(explorer.state["videos"]) == 2
     timeline, class_ap, per_class = explorer.render()  # all detections: classes without ground truth too
@@ -268,8 +284,6 @@ MIN_INLINE_IMAGES = {"run_ablation": 2, "timelines": 2, "feature_diversity": 4, 
 
 def _inline_images(path: Path) -> tuple[list[bytes], list[str]]:
     """The PNGs an executed notebook displays, and any figure shown only as its text repr."""
-    import base64
-
     nb = nbformat.read(str(path), as_version=4)
     images, text_only = [], []
     for cell in nb.cells:
@@ -285,11 +299,6 @@ def _inline_images(path: Path) -> tuple[list[bytes], list[str]]:
     return images, text_only
 
 
-def _png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == PNG_MAGIC, "not a PNG"
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-
-
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
 def test_executed_notebook_shows_every_figure_as_an_image(study: Study, name: str) -> None:
     work = study.reports / "_work"
@@ -300,8 +309,9 @@ def test_executed_notebook_shows_every_figure_as_an_image(study: Study, name: st
         assert not text_only, f"{path}: figures shown as text only: {text_only[:2]}"
         assert len(images) >= MIN_INLINE_IMAGES[name], f"{path}: {len(images)} inline images"
         for data in images:
-            width, height = _png_size(data)
-            assert width >= 200 and height >= 100 and len(data) > 5000, (path, width, height, len(data))
+            pixels = decode_png(data)
+            assert pixels.shape[0] >= 100 and pixels.shape[1] >= 200, (path, pixels.shape)
+            assert_drawn(pixels, path)
 
 
 def test_exported_html_reports_show_figures_as_images(study: Study) -> None:
@@ -315,15 +325,12 @@ def test_exported_html_reports_show_figures_as_images(study: Study) -> None:
 
 
 def test_library_figures_render_as_png_for_ipython_and_stay_plain_figures() -> None:
-    from IPython.core.formatters import DisplayFormatter
-    from matplotlib.figure import Figure
-
-    from tal_lab.analysis.figure import new_figure
-
     fig = new_figure(figsize=(4, 3))
     assert DisplayFormatter().format(fig)[0].get("image/png") is None  # no axes: nothing to draw
     ax = fig.subplots()
     ax.plot([0, 1], [1, 0])
     formatted, _ = DisplayFormatter().format(fig)
-    width, height = _png_size(formatted["image/png"])
+    pixels = decode_png(formatted["image/png"])
+    height, width = pixels.shape[:2]
     assert isinstance(fig, Figure) and 300 < width <= 440 and 200 < height <= 330  # 100 dpi, tight bbox
+    assert_drawn(pixels, "the inline PNG")

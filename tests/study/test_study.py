@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -20,10 +21,15 @@ from tal_lab.study import reports
 from tal_lab.analysis.study_table import StudyTable
 from tal_lab.study.params import NotebookParameterError, ablation_setup
 from tal_lab.study.plan import (
-    LOSS_WEIGHTS, PAPER_TABLE2_EPOCHS, TABLE1_CONFIGURATIONS, RunSpec, build_plan,
+    LOSS_WEIGHTS, PAPER_TABLE2_EPOCHS, TABLE1_CONFIGURATIONS, RunSpec, StudyPlan, build_plan,
     configuration_types, scaled_epochs, seed_list)
 from tal_lab.cli import main as cli_main
-from tal_lab.study.runner import best_pair, run_is_finished
+from tal_lab.config import load_config
+from tal_lab.runs import STANDARD_TIOUS, Run, default_run_name, load_run, run_status
+from tal_lab.study.runner import table4_configuration
+
+from fake_runs import write_run
+from images import assert_drawn, decode_png, png_dpi
 
 ORIGINAL = ("convTransformer", "identity", "actionformer")
 
@@ -104,23 +110,29 @@ def test_epoch_lists_seeds_and_configurations() -> None:
     assert configuration_types("D") == ("sgp", "fpn") and set(TABLE1_CONFIGURATIONS) >= {"A", "B", "C", "maxpool"}
 
 
-def _fake_run(root: Path, name: str, avg: float, status: str = "finished") -> None:
-    (root / name).mkdir(parents=True)
-    (root / name / "run.json").write_text(json.dumps({"name": name, "status": status}))
-    (root / name / "results.json").write_text(json.dumps({"average_mAP": avg}))
+def _write_spec_run(root: Path, plan: StudyPlan, spec: RunSpec, avg: float, status: str = "finished") -> None:
+    """The run ``spec`` of ``plan`` in the store at average mAP ``avg`` (fraction), under the
+    name the engine gives its config."""
+    cfg = load_config({"dataset_name": "synthetic", "dataset": {"synthetic": {"preset": plan.preset}},
+                       "model": {"backbone_type": nbp.BACKBONE_CHOICES[spec.backbone], "fpn_type": spec.neck,
+                                 "head_type": spec.head},
+                       "train_cfg": {"loss_weight": spec.loss_weight}, "opt": {"epochs": spec.epochs},
+                       "init_rand_seed": spec.seed})
+    assert default_run_name(cfg) == spec.run_name(plan.data_tag)
+    write_run(root, spec.run_name(plan.data_tag), cfg, maps=[avg] * 5, status=status)
 
 
 def test_table4_goes_to_the_best_finished_table1_configuration(tmp_path: Path) -> None:
     plan = build_plan(preset="tiny", data_root=str(tmp_path / "data"), configurations=("original", "B", "D"))
-    assert best_pair(plan, tmp_path / "runs") == "E"  # nothing finished: the paper's best
+    assert table4_configuration(plan, tmp_path / "runs") == "E"  # nothing finished: the paper's best
     uses = _by_uses(plan)
-    _fake_run(tmp_path / "runs", uses["I:original"].run_name(plan.data_tag), 0.30)
-    _fake_run(tmp_path / "runs", uses["I:D"].run_name(plan.data_tag), 0.41)
-    _fake_run(tmp_path / "runs", uses["I:B"].run_name(plan.data_tag), 0.90, status="running")
-    assert best_pair(plan, tmp_path / "runs") == "D"
-    assert run_is_finished(tmp_path / "runs" / uses["I:D"].run_name(plan.data_tag))
-    assert not run_is_finished(tmp_path / "runs" / uses["I:B"].run_name(plan.data_tag))
-    assert not run_is_finished(tmp_path / "nothing")
+    _write_spec_run(tmp_path / "runs", plan, uses["I:original"], 0.30)
+    _write_spec_run(tmp_path / "runs", plan, uses["I:D"], 0.41)
+    _write_spec_run(tmp_path / "runs", plan, uses["I:B"], 0.90, status="running")  # killed after its results
+    assert table4_configuration(plan, tmp_path / "runs") == "D"
+    assert run_status(tmp_path / "runs" / uses["I:D"].run_name(plan.data_tag)) == "finished"
+    assert run_status(tmp_path / "runs" / uses["I:B"].run_name(plan.data_tag)) == "running"
+    assert run_status(tmp_path / "nothing") == "missing"
 
 
 def test_dry_run_prints_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -229,7 +241,7 @@ def test_paths_filters_and_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         nbp.set_num_threads(-1)
     assert nbp.backbone_parameter("convTransformer") == "convTransformer"  # the config name, not the alias
     for name in ("convTransformer", "transformer"):  # the config name and its short alias
-        assert nbp.BACKBONES[nbp.check_choice("backbone", name, nbp.BACKBONES)] == "convTransformer"
+        assert nbp.BACKBONE_CHOICES[nbp.check_choice("backbone", name, nbp.BACKBONE_CHOICES)] == "convTransformer"
 
 
 # ------------------------------------------------------------------ reports and run views
@@ -242,7 +254,13 @@ def _figure() -> Figure:
 
 def test_figures_are_saved_as_png_and_svg(tmp_path: Path) -> None:
     paths = reports.save_figure(_figure(), tmp_path / "sub" / "curve")
-    assert paths["png"].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths["svg"].read_bytes()[:500]
+    assert sorted(paths) == ["png", "svg"] and paths["png"] == tmp_path / "sub" / "curve.png"
+    assert png_dpi(paths["png"]) == pytest.approx((reports.FIGURE_DPI, reports.FIGURE_DPI), abs=0.05)
+    pixels = decode_png(paths["png"])
+    assert_drawn(pixels, paths["png"])
+    assert pixels.shape[0] < 2 * reports.FIGURE_DPI and pixels.shape[1] < 3 * reports.FIGURE_DPI  # tight: 3 x 2 in
+    svg = ElementTree.parse(paths["svg"]).getroot()
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg" and svg.find(".//{http://www.w3.org/2000/svg}path") is not None
     with pytest.raises(ValueError, match="has no axes"):
         reports.save_figure(Figure(), tmp_path / "empty")
     with pytest.raises(ValueError, match="unknown figure format"):
@@ -271,27 +289,39 @@ def test_index_links_tables_figures_notebooks_and_runs(tmp_path: Path) -> None:
     assert "**Table I.** On the synthetic 'tiny' benchmark." in readme and "![diversity_overview]" in readme
 
 
-class _Run:
-    """The parts of tal_lab.runs.Run the views read."""
-
-    name = "r"
-    path = Path("r")
-    info = {"backbone_type": "sgp", "fpn_type": "identity", "head_type": "actionformer", "loss_weight": 1.0,
-            "epochs": 2, "seed": 0, "status": "finished", "dataset": {"kind": "synthetic", "preset": "tiny", "seed": 0}}
-    metrics = pd.DataFrame({"epoch": [1, 1, 2, 2], "iter": [1, 2, 1, 2], "final_loss": [1.0, 0.8, 0.7, 0.5],
-                            "cls_loss": [0.6, 0.5, 0.4, 0.3], "reg_loss": [0.4, 0.3, 0.3, 0.2]})
-    epochs = pd.DataFrame({"epoch": [1, 2], "mAP@0.5": [np.nan, 30.0], "avg_mAP": [np.nan, 25.0]})
-    results = {"tiou_thresholds": [0.3, 0.5], "mAP": [0.4, 0.3], "average_mAP": 0.35, "weights": "ema",
-               "checkpoint_epoch": 2, "num_videos": 4}
+FINAL_MAPS = [0.5, 0.4, 0.3, 0.3, 0.25]  # average 0.35
 
 
-def test_run_views_curve_table_summary_and_choices() -> None:
-    fig = run_views.plot_training_curve(_Run())
-    assert len(fig.get_axes()) == 2 and len(fig.get_axes()[1].lines) == 2
-    table = run_views.map_table(_Run())
-    assert table.frame.columns.tolist() == ["run", "mAP@0.3", "mAP@0.5", "avg_mAP"]
+def _finished_run(root: Path) -> Run:
+    """An sgp run of 2 epochs (2 iterations each) on the tiny synthetic benchmark, evaluated at
+    epoch 1 (20 % at every tIoU) and at the end (FINAL_MAPS)."""
+    cfg = load_config({"dataset_name": "synthetic", "dataset": {"synthetic": {"preset": "tiny"}},
+                       "model": {"backbone_type": "sgp"}, "opt": {"epochs": 2, "warmup_epochs": 0},
+                       "init_rand_seed": 0})
+    return load_run(write_run(root, "r", cfg, maps=FINAL_MAPS, epoch_maps={1: [0.2] * 5}))
+
+
+def test_training_curve_draws_each_loss_and_the_map_of_each_evaluation(tmp_path: Path) -> None:
+    ax_loss, ax_map = run_views.plot_training_curve(_finished_run(tmp_path)).get_axes()
+    assert (ax_loss.get_title(), ax_loss.get_xlabel(), ax_loss.get_ylabel()) == ("training loss", "epoch", "loss")
+    assert [t.get_text() for t in ax_loss.get_legend().get_texts()] == ["final_loss", "cls_loss", "reg_loss"]
+    raw_final, smoothed_final = ax_loss.lines[:2]  # each loss: raw, then smoothed
+    assert len(ax_loss.lines) == 6 and list(raw_final.get_xdata()) == [0.5, 1.0, 1.5, 2.0]  # fractional epochs
+    assert list(raw_final.get_ydata()) == pytest.approx([1, 1 / 2, 1 / 3, 1 / 4])
+    assert list(smoothed_final.get_ydata()) == pytest.approx([1, 3 / 4, 11 / 18, 25 / 48])  # running mean
+    assert (ax_map.get_title(), ax_map.get_ylabel()) == ("mAP at evaluated epochs", "mAP (%)")
+    assert [line.get_label() for line in ax_map.lines] == [*(f"mAP@{t:g}" for t in STANDARD_TIOUS), "avg_mAP"]
+    assert all(list(line.get_xdata()) == [1, 2] for line in ax_map.lines)
+    assert list(ax_map.lines[-1].get_ydata()) == pytest.approx([20.0, 35.0])
+
+
+def test_run_views_curve_table_summary_and_choices(tmp_path: Path) -> None:
+    run = _finished_run(tmp_path)
+    table = run_views.map_table(run)
+    assert table.frame.columns.tolist() == ["run", *(f"mAP@{t:g}" for t in STANDARD_TIOUS), "avg_mAP"]
     assert table.frame["avg_mAP"].item() == pytest.approx(35.0) and "synthetic 'tiny'" in table.caption
-    assert run_views.run_summary(_Run())["mAP@0.5"] == pytest.approx(30.0)
+    assert "sgp / identity / actionformer" in table.caption and "ema weights of epoch 2" in table.caption
+    assert run_views.run_summary(run)["mAP@0.5"] == pytest.approx(30.0)
     gt = pd.DataFrame({"video-id": ["b", "a", "a", "c", "c"], "t-start": 0.0, "t-end": 1.0, "label": 0})
     assert run_views.busiest_videos(gt, 2) == ["a", "c"]
     probed = pd.DataFrame({"run": ["x", "x", "y"], "epoch": [1, 3, 2]})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -16,12 +15,12 @@ from tal_lab.evaluation.significance import paired_significance
 from tal_lab.analysis.study_table import StudyTable, latex_escape
 from tal_lab.study.tables import (study_tables, table_configurations, table_epochs, table_heads,
                                      table_loss_weight)
-from tal_lab.config import PAPER_CONFIGURATIONS, dump_config
-from tal_lab.runs import load_epoch_evals, load_runs
+from tal_lab.config import PAPER_CONFIGURATIONS
+from tal_lab.models import build_detector
+from tal_lab.runs import STANDARD_TIOUS, load_epoch_evals, load_runs
 
+from fake_runs import write_run
 from tiny import PYRAMID, tiny_config
-
-TIOUS = [0.3, 0.4, 0.5, 0.6, 0.7]
 
 
 def tiny_cfg(backbone: str, neck: str, **extra: object) -> dict:
@@ -30,29 +29,23 @@ def tiny_cfg(backbone: str, neck: str, **extra: object) -> dict:
 
 
 def make_run(root: Path, name: str, backbone: str, neck: str, seed: int, avg: float, *, loss_weight: float = 1.0,
-             epochs: int = 6, head: str | None = None, kind: str = "synthetic", evals: dict[int, float] | None = None,
-             sec_per_epoch: float = 2.0) -> Path:
-    """A finished run folder as the engine writes it; mAP@t = avg + 10 * (0.5 - t) (percent)."""
-    run = root / name
-    run.mkdir(parents=True)
-    dump_config(tiny_cfg(backbone, neck), run / "config.yaml")
-    dataset = ({"name": "synthetic", "kind": "synthetic", "preset": "quick", "seed": 0} if kind == "synthetic"
-               else {"name": "thumos", "kind": "real", "preset": None, "seed": None, "feat_folder": "/data/i3d"})
-    (run / "run.json").write_text(json.dumps({
-        "run_id": name, "name": name, "status": "finished", "seed": seed, "dataset": dataset,
-        "backbone_type": backbone, "fpn_type": neck, "head_type": head, "loss_weight": loss_weight,
-        "epochs": epochs, "num_params": 12345, "created": f"2025-01-01T00:00:{seed:02d}"}))
-    maps = [(avg + 10 * (0.5 - t)) / 100 for t in TIOUS]
-    (run / "results.json").write_text(json.dumps({
-        "tiou_thresholds": TIOUS, "mAP": maps, "average_mAP": float(np.mean(maps)), "weights": "ema",
-        "checkpoint_epoch": epochs, "timings": {"seconds_per_epoch": sec_per_epoch}}))
-    lines = []
-    for ep, value in (evals or {}).items():
-        m = [(value + 10 * (0.5 - t)) / 100 for t in TIOUS]
-        lines.append(json.dumps({"epoch": ep, "eval": {"tiou_thresholds": TIOUS, "mAP": m,
-                                                       "average_mAP": float(np.mean(m)), "weights": "ema"}}))
-    (run / "epochs.jsonl").write_text("".join(line + "\n" for line in lines))
-    return run
+             epochs: int = 6, head: str = "actionformer", kind: str = "synthetic",
+             evals: dict[int, float] | None = None, sec_per_epoch: float = 2.0, created: str | None = None) -> Path:
+    """A finished run of ``epochs`` epochs (no warm-up) at average mAP ``avg`` (percent), with
+    mAP@t = avg + 10 * (0.5 - t); ``evals``: average mAP at epochs evaluated during training."""
+    data = ({"dataset_name": "synthetic", "dataset": {"synthetic": {"preset": "quick", "seed": 0}}}
+            if kind == "synthetic" else {"dataset_name": "thumos", "dataset": {"feat_folder": "/data/i3d"}})
+    cfg = tiny_config(PYRAMID, **data, model={"backbone_type": backbone, "fpn_type": neck, "head_type": head},
+                      train_cfg={"loss_weight": loss_weight}, opt={"epochs": epochs, "warmup_epochs": 0},
+                      init_rand_seed=seed)
+    return write_run(root, name, cfg, maps=_maps(avg), epoch_maps={ep: _maps(v) for ep, v in (evals or {}).items()},
+                     seconds_per_epoch=sec_per_epoch, num_params=12345,
+                     created=created or f"2025-01-01T00:00:{seed:02d}")
+
+
+def _maps(avg: float) -> list[float]:
+    """mAP per tIoU (fractions) around the average ``avg`` (percent)."""
+    return [(avg + 10 * (0.5 - t)) / 100 for t in STANDARD_TIOUS]
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +58,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for s in seeds:
             make_run(root, f"{key}-s{s}", c["backbone_type"], c["fpn_type"], s, 40.0 + 2 * s + (key == "E"),
                      sec_per_epoch=1.0 + s)
-    make_run(root, "orig-s0-rerun-old", "convTransformer", "identity", 0, 99.0)  # same seed, older: dropped
+    make_run(root, "orig-s0-rerun-old", "convTransformer", "identity", 0, 99.0,  # same seed, older: dropped
+             created="2024-01-01T00:00:00")
     for lw in (0.2, 0.5, 2.0, 5.0, 3.0):
         make_run(root, f"lw{lw}", "convTransformer", "identity", 0, 30.0 + lw, loss_weight=lw)
     for ep in (1, 4):
         make_run(root, f"ep{ep}", "convTransformer", "identity", 0, 10.0 * ep, epochs=ep)
     make_run(root, "long", "convTransformer", "identity", 5, 50.0, epochs=12, evals={1: 5.0, 4: 20.0, 12: 50.0})
     make_run(root, "trident", "sgp", "identity", 0, 45.0, head="trident")
-    # the rerun of seed 0 is older than the run it duplicates
-    info = json.loads((root / "orig-s0-rerun-old" / "run.json").read_text())
-    info["created"] = "2024-01-01T00:00:00"
-    (root / "orig-s0-rerun-old" / "run.json").write_text(json.dumps(info))
     return root
 
 
@@ -95,9 +85,9 @@ def test_table_one_rows_statistics_paper_columns_and_caption(store: Path) -> Non
     assert "Δ" not in table.caption and "orientation only" in table.caption
     assert f.loc["C", "n_seeds"] == 0 and math.isnan(f.loc["C", "avg_mAP"]) and f.loc["C", "paper avg_mAP"] == 57.88
     assert any("(C)" in note for note in table.notes)
-    expected = model_complexity(tiny_cfg("sgp", "identity"))
-    assert f.loc["E", "params_M"] == pytest.approx(expected.params / 1e6)
-    assert f.loc["E", "GFLOPs"] == pytest.approx(expected.gflops) and f.loc["E", "GFLOPs"] > 0
+    sgp = tiny_cfg("sgp", "identity")
+    assert f.loc["E", "params_M"] == pytest.approx(sum(p.numel() for p in build_detector(sgp).parameters()) / 1e6)
+    assert f.loc["E", "GFLOPs"] == pytest.approx(model_complexity(sgp).gflops) and f.loc["E", "GFLOPs"] > 0
     assert f.loc["original", "sec_per_epoch"] == pytest.approx(2.0)
     assert "synthetic data (preset 'quick', data seed 0)" in table.caption
     assert "not THUMOS14" in table.caption and "seeds 0, 1, 2" in table.caption and "6 epochs" in table.caption

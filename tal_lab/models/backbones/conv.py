@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from tal_lab.core.registry import register_backbone
 from tal_lab.models.backbones.pyramid import PyramidBackbone, zero_bias
-from tal_lab.models.registry import register_backbone
 from tal_lab.models.layers.blocks import ConvBlock
 
 __all__ = ["ConvBackbone", "build_conv"]

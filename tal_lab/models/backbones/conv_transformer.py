@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from tal_lab.models.backbones.pyramid import PyramidBackbone, window_sizes, zero_bias
-from tal_lab.models.registry import register_backbone
+from tal_lab.config import GLOBAL_ATTENTION, attention_windows
+from tal_lab.core.registry import register_backbone
+from tal_lab.models.backbones.pyramid import PyramidBackbone, zero_bias
 from tal_lab.models.layers.blocks import TransformerBlock
 
 __all__ = ["ConvTransformerBackbone", "build_conv_transformer"]
@@ -14,7 +15,7 @@ __all__ = ["ConvTransformerBackbone", "build_conv_transformer"]
 class ConvTransformerBackbone(PyramidBackbone):
     """ActionFormer's backbone: conv embedding, transformer stem, strided transformer branch.
 
-    ``mha_win_size`` holds one local-attention window per level (<= 1: global attention).
+    ``mha_win_size`` holds one local-attention window per level (None: global attention).
     """
 
     def __init__(
@@ -25,7 +26,7 @@ class ConvTransformerBackbone(PyramidBackbone):
         n_embd_ks: int,
         max_len: int,
         arch: Sequence[int] = (2, 2, 5),
-        mha_win_size: Sequence[int] = (-1,) * 6,
+        mha_win_size: Sequence[int | None] = (None,) * 6,
         scale_factor: int = 2,
         with_ln: bool = False,
         attn_pdrop: float = 0.0,
@@ -55,7 +56,8 @@ def build_conv_transformer(model: Mapping[str, Any]) -> ConvTransformerBackbone:
     return ConvTransformerBackbone(
         n_in=model["input_dim"], n_embd=model["embd_dim"], n_head=model["n_head"],
         n_embd_ks=model["embd_kernel_size"], max_len=model["max_seq_len"], arch=model["backbone_arch"],
-        mha_win_size=window_sizes(model), scale_factor=model["scale_factor"], with_ln=model["embd_with_ln"],
+        mha_win_size=[None if w == GLOBAL_ATTENTION else w for w in attention_windows(model)],
+        scale_factor=model["scale_factor"], with_ln=model["embd_with_ln"],
         attn_pdrop=0.0, proj_pdrop=train["dropout"], path_pdrop=train["droppath"],
         use_abs_pe=model["use_abs_pe"], use_rel_pe=model["use_rel_pe"],
     )

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tal_lab.core.registry import register_backbone
 from tal_lab.models.backbones.pyramid import PyramidBackbone
 from tal_lab.models.layers.masked import downsample_mask
-from tal_lab.models.registry import register_backbone
 
 __all__ = ["MaxPoolBlock", "MaxPoolBackbone", "pool_kernel_size", "build_maxpool"]
 

@@ -129,8 +129,8 @@ class PyramidBackbone(nn.Module):
         return feats, masks
 
 
-def window_sizes(model_cfg: Mapping[str, Any], key: str = "n_mha_win_size") -> list[int]:
-    """One window per pyramid level from an int or a per-level list (``n_mha_win_size``)."""
+def window_sizes(model_cfg: Mapping[str, Any], key: str) -> list[int]:
+    """One window size per pyramid level from an int or a per-level list (e.g. ``n_sgp_win_size``)."""
     num_levels = int(model_cfg["backbone_arch"][-1]) + 1
     win = model_cfg[key]
     if isinstance(win, (list, tuple)):

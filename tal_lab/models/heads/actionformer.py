@@ -11,7 +11,7 @@ detector calls:
 * ``predict(outputs, points, valid, index, video, test_cfg)``: one video's detections
   (:mod:`tal_lab.ops.decode`).
 
-New heads register a builder with :func:`tal_lab.models.registry.register_head`.
+New heads register a builder with :func:`tal_lab.core.registry.register_head`.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tal_lab.config import LossWeight
+from tal_lab.core.registry import register_head
 from tal_lab.ops.assign import assign_labels
 from tal_lab.ops.losses import LossNormalizer, detection_losses
-from tal_lab.ops.decode import postprocess_video
+from tal_lab.ops.decode import decode_video, level_scores, level_segments
 from tal_lab.models.layers.masked import MaskedConv1D
 from tal_lab.models.layers.norm import LayerNorm, Scale
-from tal_lab.models.registry import register_head
 
 __all__ = [
     "EMPTY_CLASS_PROB",
@@ -147,7 +148,7 @@ class CenterSamplingHead(DenseHead):
     """
 
     def __init__(self, num_classes: int, center_sample: str = "radius", center_sample_radius: float = 1.5,
-                 loss_weight: float = 1.0, label_smoothing: float = 0.0) -> None:
+                 loss_weight: LossWeight = 1.0, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.center_sample = center_sample
@@ -178,7 +179,7 @@ class ActionFormerHead(CenterSamplingHead):
                  num_layers: int = 3, kernel_size: int = 3, with_ln: bool = True,
                  prior_prob: float = 0.01, empty_cls: Sequence[int] = (),
                  center_sample: str = "radius", center_sample_radius: float = 1.5,
-                 loss_weight: float = 1.0, label_smoothing: float = 0.0) -> None:
+                 loss_weight: LossWeight = 1.0, label_smoothing: float = 0.0) -> None:
         super().__init__(num_classes, center_sample, center_sample_radius, loss_weight, label_smoothing)
         self.cls_head = ClsHead(input_dim, feat_dim, num_classes, prior_prob, num_layers, kernel_size,
                                 with_ln, empty_cls)
@@ -201,14 +202,11 @@ class ActionFormerHead(CenterSamplingHead):
 
     def predict(self, outputs: Mapping[str, list[Tensor]], points: Sequence[Tensor], valid: Sequence[Tensor],
                 index: int, video: Mapping[str, Any], test_cfg: Mapping[str, Any]) -> dict[str, Tensor]:
-        # decoding runs in float32 at least (outputs may be bf16 / fp16 under autocast)
-        dtype = torch.promote_types(outputs["cls_logits"][0].dtype, torch.float32)
-        return postprocess_video(
-            [x[index].to(dtype) for x in outputs["cls_logits"]], [x[index].to(dtype) for x in outputs["reg_offsets"]],
-            list(points), [m[index] for m in valid], test_cfg,
-            fps=float(video["fps"]), duration=float(video["duration"]),
-            feat_stride=float(video["feat_stride"]), num_frames=float(video["feat_num_frames"]),
-        )
+        # one (left, right) pair per point, shared by the classes: K = 1
+        scores = [level_scores(x[index], m[index]) for x, m in zip(outputs["cls_logits"], valid, strict=True)]
+        segments = [level_segments(x[index][:, None, :], p)  # (T_l, 2) -> (T_l, 1, 2)
+                    for x, p in zip(outputs["reg_offsets"], points, strict=True)]
+        return decode_video(scores, segments, test_cfg, video)
 
 
 def head_options(model: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ The paper's future work, built from Trident's parts (design and options: ``docs/
   output convs;
 * **relative boundary modelling**: each boundary is a distribution over ``num_bins + 1``
   relative bins, softmax(boundary logits of the neighbouring steps + centre-offset logits), as
-  in Trident (:mod:`tal_lab.ops.trident`). By default the boundaries are class-agnostic (one
+  in Trident (:mod:`tal_lab.ops.boundary`). By default the boundaries are class-agnostic (one
   distribution per point, not one per class: THUMOS14 classes rarely overlap at a point);
 * **uncertainty**: the spread (or entropy) of each boundary distribution gives a confidence in
   [0, 1]; at inference a detection's score is sigmoid(cls logit) x (conf_start x
@@ -31,15 +31,15 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from tal_lab.ops.trident import expected_offsets
+from tal_lab.config import DEFAULTS, LossWeight
+from tal_lab.core.registry import register_head
+from tal_lab.ops.boundary import expected_offsets
 from tal_lab.models.layers.masked import MaskedConv1D
 from tal_lab.models.heads.actionformer import ClsHead
-from tal_lab.models.registry import register_head
 from tal_lab.models.heads.trident import BinRegHead, BoundaryHead, boundary_head_options
 
 __all__ = [
     "UNCERTAINTY_KINDS",
-    "DECOUPLED_DEFAULTS",
     "boundary_confidence",
     "rescore_factors",
     "LocHead",
@@ -48,13 +48,8 @@ __all__ = [
 ]
 
 UNCERTAINTY_KINDS = ("std", "entropy", "none")
-# Options of the decoupled head, read from cfg['model'] with these defaults (see docs/heads.md).
-DECOUPLED_DEFAULTS: dict[str, Any] = {
-    "decoupled_uncertainty": "std",
-    "decoupled_uncertainty_power": 1.0,
-    "decoupled_dfl_weight": 0.25,  # GFL's weight of its distribution focal loss
-    "decoupled_class_aware": False,
-}
+# The model.decoupled_* defaults live in the config; the head's own defaults are those.
+_MODEL_DEFAULTS = DEFAULTS["model"]
 
 
 @torch.no_grad()
@@ -141,7 +136,7 @@ class DecoupledHead(BoundaryHead):
     Args:
         uncertainty: 'std', 'entropy' or 'none' (:func:`boundary_confidence`).
         uncertainty_power: exponent of the re-scoring (:func:`rescore_factors`).
-        dfl_weight: weight of the distribution focal loss (0 turns it off).
+        dfl_weight: weight of the distribution focal loss (0 turns it off; the default is GFL's 0.25).
         class_aware: one boundary distribution per class (as Trident) instead of one per point.
         Others: as :class:`~tal_lab.models.heads.trident.TridentHead`.
     """
@@ -151,9 +146,11 @@ class DecoupledHead(BoundaryHead):
                  kernel_size: int = 3, boundary_kernel_size: int = 3, with_ln: bool = True,
                  prior_prob: float = 0.01, empty_cls: Sequence[int] = (),
                  center_sample: str = "radius", center_sample_radius: float = 1.5,
-                 loss_weight: float = 1.0, label_smoothing: float = 0.0,
-                 uncertainty: str = "std", uncertainty_power: float = 1.0, dfl_weight: float = 0.25,
-                 class_aware: bool = False) -> None:
+                 loss_weight: LossWeight = 1.0, label_smoothing: float = 0.0,
+                 uncertainty: str = _MODEL_DEFAULTS["decoupled_uncertainty"],
+                 uncertainty_power: float = _MODEL_DEFAULTS["decoupled_uncertainty_power"],
+                 dfl_weight: float = _MODEL_DEFAULTS["decoupled_dfl_weight"],
+                 class_aware: bool = _MODEL_DEFAULTS["decoupled_class_aware"]) -> None:
         if uncertainty not in UNCERTAINTY_KINDS:
             raise ValueError(f"model.decoupled_uncertainty must be one of {UNCERTAINTY_KINDS}, got {uncertainty!r}")
         if uncertainty_power < 0:
@@ -191,11 +188,10 @@ class DecoupledHead(BoundaryHead):
 
 @register_head("decoupled")
 def build_decoupled_head(model: Mapping[str, Any], in_channels: int, num_levels: int) -> DecoupledHead:
-    """The decoupled head from ``cfg['model']``: Trident's keys (num_bins, iou_weight_power,
-    boudary_kernel_size) plus the ``decoupled_*`` options of :data:`DECOUPLED_DEFAULTS`."""
-    opts = {key: model.get(key, default) for key, default in DECOUPLED_DEFAULTS.items()}
+    """The decoupled head from a resolved config's ``model`` section: Trident's keys (num_bins,
+    iou_weight_power, boudary_kernel_size) plus the ``decoupled_*`` options (docs/heads.md)."""
     return DecoupledHead(
         in_channels, model["head_dim"], model["num_classes"], num_levels, **boundary_head_options(model),
-        uncertainty=opts["decoupled_uncertainty"], uncertainty_power=float(opts["decoupled_uncertainty_power"]),
-        dfl_weight=float(opts["decoupled_dfl_weight"]), class_aware=bool(opts["decoupled_class_aware"]),
+        uncertainty=model["decoupled_uncertainty"], uncertainty_power=float(model["decoupled_uncertainty_power"]),
+        dfl_weight=float(model["decoupled_dfl_weight"]), class_aware=bool(model["decoupled_class_aware"]),
     )

@@ -4,7 +4,7 @@ Three branches predict each segment: a start-boundary branch and an end-boundary
 per class and step, a logit that the step is a start (end); a centre-offset branch gives, per
 step, logits over ``num_bins + 1`` relative bins for each side. A point's start distance is the
 expectation of softmax(boundary logits of its neighbours + its centre-offset logits) (see
-:mod:`tal_lab.ops.trident`), so boundaries are class-specific distributions.
+:mod:`tal_lab.ops.boundary`), so boundaries are class-specific distributions.
 
 State dict (TriDet's layout, checkpoints load unchanged): ``cls_head.*`` (ActionFormer's
 classification head), ``start_head.*`` / ``end_head.*`` (the same head type with
@@ -25,11 +25,14 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from tal_lab.config import LossWeight
+from tal_lab.core.registry import register_head
 from tal_lab.ops.losses import LossNormalizer
-from tal_lab.ops.trident import boundary_log_probs, expected_offsets, postprocess_boundary_video, trident_losses
+from tal_lab.ops.boundary import boundary_log_probs, expected_offsets
+from tal_lab.ops.decode import decode_video, level_scores, level_segments
+from tal_lab.ops.trident_losses import trident_losses
 from tal_lab.models.layers.masked import MaskedConv1D
 from tal_lab.models.heads.actionformer import CenterSamplingHead, ClsHead, RegHead, head_options
-from tal_lab.models.registry import register_head
 
 __all__ = ["BinRegHead", "BoundaryHead", "TridentHead", "boundary_head_options", "build_trident_head"]
 
@@ -70,7 +73,7 @@ class BoundaryHead(CenterSamplingHead):
 
     def __init__(self, num_classes: int, num_bins: int = 16, iou_weight_power: float = 0.2,
                  center_sample: str = "radius", center_sample_radius: float = 1.5,
-                 loss_weight: float = 1.0, label_smoothing: float = 0.0) -> None:
+                 loss_weight: LossWeight = 1.0, label_smoothing: float = 0.0) -> None:
         super().__init__(num_classes, center_sample, center_sample_radius, loss_weight, label_smoothing)
         self.num_bins = num_bins
         self.iou_weight_power = iou_weight_power
@@ -90,7 +93,7 @@ class BoundaryHead(CenterSamplingHead):
         return log_probs, mask[:, 0, :, None, None].to(log_probs.dtype)
 
     def loss_extras(self, outputs: Mapping[str, list[Tensor]]) -> dict[str, Any]:
-        """Extra keyword arguments of :func:`~tal_lab.ops.trident.trident_losses` (none here)."""
+        """Extra keyword arguments of :func:`~tal_lab.ops.trident_losses.trident_losses` (none here)."""
         return {}
 
     def score_factors(self, outputs: Mapping[str, list[Tensor]], index: int) -> list[Tensor] | None:
@@ -110,10 +113,12 @@ class BoundaryHead(CenterSamplingHead):
 
     def predict(self, outputs: Mapping[str, list[Tensor]], points: Sequence[Tensor], valid: Sequence[Tensor],
                 index: int, video: Mapping[str, Any], test_cfg: Mapping[str, Any]) -> dict[str, Tensor]:
-        return postprocess_boundary_video(
-            [x[index] for x in outputs["cls_logits"]], [x[index] for x in outputs["reg_offsets"]],
-            list(points), [m[index] for m in valid], test_cfg, video, score_factors=self.score_factors(outputs, index),
-        )
+        factors = self.score_factors(outputs, index)
+        level_factors: Sequence[Tensor | None] = [None] * len(points) if factors is None else factors
+        scores = [level_scores(x[index], m[index], f)
+                  for x, m, f in zip(outputs["cls_logits"], valid, level_factors, strict=True)]
+        segments = [level_segments(x[index], p) for x, p in zip(outputs["reg_offsets"], points, strict=True)]
+        return decode_video(scores, segments, test_cfg, video)
 
 
 class TridentHead(BoundaryHead):
@@ -132,7 +137,7 @@ class TridentHead(BoundaryHead):
                  kernel_size: int = 3, boundary_kernel_size: int = 3, with_ln: bool = True,
                  prior_prob: float = 0.01, empty_cls: Sequence[int] = (),
                  center_sample: str = "radius", center_sample_radius: float = 1.5,
-                 loss_weight: float = 1.0, label_smoothing: float = 0.0) -> None:
+                 loss_weight: LossWeight = 1.0, label_smoothing: float = 0.0) -> None:
         super().__init__(num_classes, num_bins, iou_weight_power, center_sample, center_sample_radius,
                          loss_weight, label_smoothing)
         # registration order = TriDet's state-dict order

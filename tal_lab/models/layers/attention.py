@@ -121,7 +121,8 @@ class MaskedMHCA(nn.Module):
 
     Depthwise convs (kernel 3, or stride + 1 when strided) with LayerNorms produce the query,
     key and value inputs (and downsample them); 1x1 convs project them; attention is local
-    (window ``window_size``) or global (``window_size`` <= 1); a 1x1 conv projects the heads.
+    (window ``window_size``) or global (``window_size`` None, or 1 as in the reference); a 1x1
+    conv projects the heads.
 
     Shapes:
         x: (B, C, T); mask: (B, 1, T) bool -> (B, C, T // stride), (B, 1, T // stride).
@@ -131,7 +132,7 @@ class MaskedMHCA(nn.Module):
         self,
         n_embd: int,
         n_head: int,
-        window_size: int = -1,
+        window_size: int | None = None,
         stride: int = 1,
         attn_pdrop: float = 0.0,
         proj_pdrop: float = 0.0,
@@ -145,8 +146,10 @@ class MaskedMHCA(nn.Module):
         self.n_head = n_head
         self.head_dim = n_embd // n_head
         self.scale = 1.0 / math.sqrt(self.head_dim)
+        if window_size is not None and window_size < 1:
+            raise ValueError(f"window_size must be None (global attention) or a positive window, got {window_size!r}")
         self.window_size = window_size
-        self.overlap = window_size // 2 if window_size > 1 else None
+        self.overlap = window_size // 2 if window_size is not None and window_size > 1 else None
         kernel = stride + 1 if stride > 1 else 3
         # construction order = reference order (state-dict order and seeded init match)
         self.query_conv = MaskedConv1D(n_embd, n_embd, kernel, stride, groups=n_embd, bias=False)

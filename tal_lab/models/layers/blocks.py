@@ -33,7 +33,7 @@ class TransformerBlock(nn.Module):
         n_embd: int,
         n_head: int,
         stride: int = 1,
-        window_size: int = -1,
+        window_size: int | None = None,
         mlp_ratio: int = 4,
         act_layer: type[nn.Module] = nn.GELU,
         attn_pdrop: float = 0.0,

@@ -1,25 +1,20 @@
-"""tal_lab.evaluation.metrics: exact agreement with ActionFormer's evaluator, documented edge cases, readers."""
+"""mAP (tal_lab.evaluation.mean_ap and the modules under it): exact agreement with ActionFormer's
+evaluator, and the documented edge cases."""
 
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from tal_lab.evaluation.metrics import (
+from tal_lab.evaluation import (
     THUMOS14_TIOU_THRESHOLDS,
-    detections_to_frame,
     match_predictions,
     mean_average_precision,
-    read_class_names,
-    read_ground_truth_json,
     read_predictions,
-    read_video_info_json,
     recall_at_k,
 )
 
@@ -125,17 +120,6 @@ def test_adversarial_set_equals_the_row_order_tie_policy(shared_dir: Path) -> No
         result = mean_average_precision(gt, frame)
         np.testing.assert_allclose(result.mAP, list(policies[policy]["mAP"].values()), rtol=0, atol=EXACT)
         assert abs(result.average_mAP - policies[policy]["average_mAP"]) <= EXACT
-
-
-@pytest.mark.needs_shared
-def test_ground_truth_json_reader_equals_the_reference_loading(shared_dir: Path) -> None:
-    json_path = shared_dir / "data" / "thumos14" / "thumos14.json"
-    gt = read_ground_truth_json(json_path, subset="test")
-    expected = read_predictions(shared_dir / "reference" / "eval" / "gt_test_reference.csv")
-    pd.testing.assert_frame_equal(gt.reset_index(drop=True), expected, check_dtype=False)
-    assert len(read_class_names(json_path)) == 20
-    info = read_video_info_json(json_path, subset="Test")
-    assert len(info) == 212 and (info["duration"] > 0).all()
 
 
 # ----------------------------------------------------------------------- algorithm
@@ -269,26 +253,3 @@ def test_result_tables() -> None:
     assert list(subset.per_class_frame(names).index) == ["class1", "class2"]  # indexed by label id
     assert list(subset.per_class_frame({1: "b", 2: "c"}).index) == ["b", "c"]
     assert "average" in str(result) and len(THUMOS14_TIOU_THRESHOLDS) == 5
-
-
-# -------------------------------------------------------------------------- readers
-def test_detections_and_prediction_files_round_trip(tmp_path: Path) -> None:
-    detections = [
-        {"video_id": "a", "segments": torch.tensor([[0.0, 10.0], [20.0, 25.0]]), "scores": torch.tensor([0.9, 0.3]),
-         "labels": torch.tensor([0, 1])},
-        {"video_id": "b", "segments": torch.zeros((0, 2)), "scores": torch.zeros(0), "labels": torch.zeros(0)},
-    ]
-    frame = detections_to_frame(detections)
-    assert frame["video-id"].tolist() == ["a", "a"] and frame["label"].tolist() == [0, 1]
-    frame.to_csv(tmp_path / "p.csv", index=False)
-    with open(tmp_path / "p.pkl", "wb") as f:
-        pickle.dump({c: frame[c].to_numpy() for c in frame.columns}, f)
-    anet = {"results": {"a": [{"segment": [0.0, 10.0], "label": 0, "score": 0.9},
-                              {"segment": [20.0, 25.0], "label": 1, "score": 0.3}]}}
-    (tmp_path / "p.json").write_text(json.dumps(anet))
-    for name in ("p.csv", "p.pkl", "p.json"):
-        pd.testing.assert_frame_equal(read_predictions(tmp_path / name), frame, check_dtype=False)
-    with pytest.raises(ValueError, match="unsupported"):
-        read_predictions(tmp_path / "p.txt")
-    with pytest.raises(ValueError, match="needs video_id"):
-        detections_to_frame([{"video_id": "a"}])

@@ -1,0 +1,164 @@
+"""The defaults every config is merged over: ActionFormer's, plus tal_lab's own keys.
+
+ActionFormer's ``libs/core/config.py`` defaults (commit 61ea7eb) with tal_lab's keys beside
+them (``model.head_type``, the TriDet SGP and Trident keys, ``dataset.synthetic``, the
+``engine`` section). Values are written as tal_lab holds them after loading: the reference's
+sentinels are explicit (:mod:`tal_lab.config.sentinels`), and its tuples are lists so that a
+YAML round trip gives back the same config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from tal_lab.config.frozen import freeze
+from tal_lab.config.sentinels import GLOBAL_ATTENTION
+
+__all__ = ["DEFAULTS", "DATASET_NAMES", "FREE_FORM_KEYS", "DERIVED_MODEL_KEYS"]
+
+DATASET_NAMES = ("thumos", "anet", "epic", "synthetic")
+
+_DEFAULTS: dict[str, Any] = {
+    "init_rand_seed": 1234567891,
+    "dataset_name": "epic",
+    "devices": ["cuda:0"],
+    "train_split": ["training"],
+    "val_split": ["validation"],
+    "model_name": "LocPointTransformer",
+    "output_folder": "./ckpt/",
+    "dataset": {
+        "json_file": None,
+        "feat_folder": None,
+        "file_prefix": None,
+        "file_ext": ".npy",
+        "feat_stride": 16,
+        "num_frames": 32,
+        "default_fps": None,
+        "input_dim": 2304,
+        "num_classes": 97,
+        "downsample_rate": 1,
+        "max_seq_len": 2304,
+        "trunc_thresh": 0.5,
+        "crop_ratio": None,
+        "force_upsampling": False,
+        # tal_lab: EPIC-Kitchens' verb / noun annotation files are chosen through json_file;
+        # the synthetic benchmark's identity (preset, seed) and its knobs.
+        "synthetic": {"preset": "quick", "seed": 0, "knobs": {}},
+    },
+    "loader": {"batch_size": 8, "num_workers": 4},
+    "model": {
+        "backbone_type": "convTransformer",
+        "fpn_type": "identity",
+        "backbone_arch": [2, 2, 5],
+        "scale_factor": 2,
+        "regression_range": [[0, 4], [4, 8], [8, 16], [16, 32], [32, 64], [64, 10000]],
+        "n_head": 4,
+        "n_mha_win_size": GLOBAL_ATTENTION,  # ActionFormer: -1
+        "embd_kernel_size": 3,
+        "embd_dim": 512,
+        "embd_with_ln": True,
+        "fpn_dim": 512,
+        "fpn_with_ln": True,
+        "fpn_start_level": 0,
+        "head_dim": 512,
+        "head_kernel_size": 3,
+        "head_num_layers": 3,
+        "head_with_ln": True,
+        "max_buffer_len_factor": 6.0,
+        "use_abs_pe": False,
+        "use_rel_pe": False,
+        # tal_lab: which head (issue 7 adds trident / decoupled).
+        "head_type": "actionformer",
+        # TriDet's SGP backbone keys (its thumos_i3d.yaml values are the defaults here, except
+        # sgp_mlp_dim, which TriDet's own defaults leave undefined).
+        "n_sgp_win_size": 1,
+        "k": 5,
+        "init_conv_vars": 0,
+        "sgp_mlp_dim": 768,
+        "downsample_type": "max",
+        # tal_lab: 'tridet' (TriDet's SGP, the default) or 'softmax' (the paper's equation (1):
+        # a learnable softmax-normalised mixture over the granularity branches).
+        "sgp_mixture": "tridet",
+        # TriDet's Trident-head keys (used by head_type trident / decoupled).
+        "num_bins": 16,
+        "iou_weight_power": 0.2,
+        "boudary_kernel_size": 3,
+        "input_noise": 0.0,
+        # tal_lab's decoupled head (docs/heads.md): how boundary uncertainty re-scores detections.
+        "decoupled_uncertainty": "std",  # 'std', 'entropy' or 'none'
+        "decoupled_uncertainty_power": 1.0,  # >= 0; 0 turns re-scoring off
+        "decoupled_dfl_weight": 0.25,  # >= 0; weight of the distribution focal loss
+        "decoupled_class_aware": False,  # one boundary distribution per class instead of per point
+        # tal_lab: 'reference' pads every eval video like ActionFormer does (to max_seq_len);
+        # 'minimal' pads only to the pyramid's divisor (faster; exact for models whose valid
+        # outputs do not depend on the amount of padding).
+        "eval_padding": "reference",
+        # tal_lab: 'reference' pads training batches to max_seq_len as ActionFormer does;
+        # 'minimal' pads to the longest video rounded up (same results where exact, less work).
+        "train_padding": "reference",
+    },
+    "train_cfg": {
+        "center_sample": "radius",
+        "center_sample_radius": 1.5,
+        "loss_weight": 1.0,
+        "cls_prior_prob": 0.01,
+        "init_loss_norm": 2000,
+        "clip_grad_l2norm": None,  # no clipping (ActionFormer: -1)
+        "head_empty_cls": [],
+        "dropout": 0.0,
+        "droppath": 0.1,
+        "label_smoothing": 0.0,
+    },
+    "test_cfg": {
+        "pre_nms_thresh": 0.001,
+        "pre_nms_topk": 5000,
+        "iou_threshold": 0.1,
+        "min_score": 0.01,
+        "max_seg_num": 1000,
+        "nms_method": "soft",
+        "nms_sigma": 0.5,
+        "duration_thresh": 0.05,
+        "multiclass_nms": True,
+        "ext_score_file": None,
+        "voting_thresh": 0.75,
+    },
+    "opt": {
+        "type": "AdamW",
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "learning_rate": 1e-3,
+        "eta_min": 0.0,
+        "epochs": 30,
+        "warmup": True,
+        "warmup_epochs": 5,
+        "schedule_type": "cosine",
+        "schedule_steps": [],
+        "schedule_gamma": 0.1,
+        # ActionFormer's train script reads this with .get: stop early, schedule unchanged.
+        "early_stop_epochs": None,
+    },
+    # tal_lab's engine settings; the reference hard-codes these in its train script.
+    "engine": {
+        "ema": True,
+        "ema_decay": 0.999,
+        "eval_weights": "ema",  # 'ema' or 'model'
+        "eval_epochs": [],  # extra epochs evaluated during the run (Table II from one run)
+        "amp": "none",  # 'none', 'bf16' or 'fp16' (CUDA only)
+        "log_every": 10,
+        "tensorboard": False,
+        "progress": True,
+        "device": "auto",  # 'auto', 'cpu', 'cuda', 'cuda:N'
+        "eval_batch_size": 1,  # videos per inference batch (1, like the reference)
+    },
+}
+
+# Frozen: every load merges over a fresh thawed copy, so no loaded config shares its lists.
+DEFAULTS: Mapping[str, Any] = freeze(_DEFAULTS)
+
+# Keys whose value is a free-form mapping (checked by the module that uses them).
+FREE_FORM_KEYS = frozenset({"dataset.synthetic.knobs"})
+
+# The model keys load_config derives as ActionFormer does (copies of dataset.input_dim,
+# num_classes, max_seq_len and of the train_cfg / test_cfg sections); a config given to
+# load_config has them dropped and derived again, so they always agree with their sources.
+DERIVED_MODEL_KEYS = ("input_dim", "num_classes", "max_seq_len", "train_cfg", "test_cfg")

@@ -1,0 +1,57 @@
+"""The detector's padding policy: training and inference lengths under reference and minimal padding."""
+
+from __future__ import annotations
+
+import pytest
+
+from tal_lab.models import build_detector
+from tal_lab.models.padding import PaddingPolicy
+
+from tiny import tiny_config
+
+# max_seq_len 64, top stride 4, divisor 16 for over-length inference videos
+REFERENCE = PaddingPolicy(max_seq_len=64, max_div_factor=16, top_stride=4)
+MINIMAL = PaddingPolicy(64, 16, 4, eval_padding="minimal", train_padding="minimal")
+
+
+def test_minimal_length_keeps_one_padded_top_step_up_to_max_seq_len() -> None:
+    assert MINIMAL.minimal_length([9]) == 16  # 9 -> 12 (a multiple of 4) + one step of 4
+    assert MINIMAL.minimal_length([17, 30]) == 36  # the longest need: 30 -> 32 + 4
+    assert MINIMAL.minimal_length([20]) == 24 and MINIMAL.minimal_length([61, 64]) == 64  # capped
+
+
+def test_training_pads_to_max_seq_len_or_minimal() -> None:
+    assert REFERENCE.train_length([17, 30]) == 64 and MINIMAL.train_length([17, 30]) == 36
+    for policy in (REFERENCE, MINIMAL):
+        with pytest.raises(ValueError, match="65 feature steps, more than max_seq_len=64"):
+            policy.train_length([10, 65])
+
+
+def test_inference_groups_videos_by_padded_length() -> None:
+    lengths = [40, 9, 100, 20, 130, 100]
+    # reference: every short video at max_seq_len, longer ones at the next multiple of 16
+    assert REFERENCE.eval_groups(lengths) == [(64, [0, 1, 3]), (112, [2, 5]), (144, [4])]
+    # minimal: short videos share one batch at their longest need (40 -> 44); longer ones as the reference
+    assert MINIMAL.eval_groups(lengths) == [(44, [0, 1, 3]), (112, [2, 5]), (144, [4])]
+    assert MINIMAL.eval_groups([130, 9]) == [(16, [1]), (144, [0])]  # the short batch first
+    assert MINIMAL.eval_groups([]) == []
+
+
+def test_one_batch_length_or_an_error_naming_the_groups() -> None:
+    assert MINIMAL.batch_length([40, 9], training=False) == 44
+    assert MINIMAL.batch_length([40, 9], training=True) == 44
+    assert REFERENCE.batch_length([100], training=False) == 112
+    with pytest.raises(ValueError, match=r"lengths \[40, 100\] in 2 inference batches \(padded lengths \[64, 112\]\)"):
+        REFERENCE.batch_length([40, 100], training=False)
+    with pytest.raises(ValueError, match="cannot pad an empty batch"):
+        REFERENCE.batch_length([], training=False)
+    with pytest.raises(ValueError, match=r"model.eval_padding must be one of \('reference', 'minimal'\)"):
+        PaddingPolicy(64, 16, 4, eval_padding="none")
+
+
+@pytest.mark.parametrize("backbone", ["convTransformer", "conv", "sgp", "maxpool"])
+@pytest.mark.parametrize("padding", ["reference", "minimal"])
+def test_the_config_gives_the_detectors_policy(backbone: str, padding: str) -> None:
+    modes = {"eval_padding": padding, "train_padding": padding} if backbone != "sgp" else {}
+    cfg = tiny_config(model={"backbone_type": backbone, "fpn_type": "fpn", **modes})
+    assert PaddingPolicy.from_config(cfg["model"]) == build_detector(cfg).padding
