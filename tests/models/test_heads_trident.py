@@ -1,4 +1,4 @@
-"""The Trident head: decoding by hand, TriDet's losses, shapes, masks, training, inference,
+"""The Trident head: shapes, masks, training, inference,
 TriDet's parameter count, and a registry walk of every backbone with the new heads."""
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ import pytest
 import torch
 
 from tal_lab.config import DEFAULTS, load_config
-from tal_lab.ops.losses import LossNormalizer
 from tal_lab.models import BACKBONES, build_detector
 from tal_lab.models.heads.trident import TridentHead
-from tal_lab.ops.boundary import boundary_log_probs, boundary_neighbours, center_logits_by_distance, expected_offsets
 from tal_lab.ops.decode import level_scores, level_segments, select_candidates
-from tal_lab.ops.trident_losses import trident_losses
 
 from tiny import (
     assert_every_parameter_learns,
@@ -27,88 +24,6 @@ from tiny import (
     head_videos,
     overfit,
 )
-
-
-# ------------------------------------------------------------------ decoding
-
-
-def test_neighbours_by_hand() -> None:
-    logits = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 4, 1)  # (B, T, K)
-    start = boundary_neighbours(logits, 2, "start")[0, :, 0]  # [t, d] = logits[t - d]
-    end = boundary_neighbours(logits, 2, "end")[0, :, 0]  # [t, d] = logits[t + d]
-    assert start.tolist() == [[1, 0, 0], [2, 1, 0], [3, 2, 1], [4, 3, 2]]
-    assert end.tolist() == [[1, 2, 3], [2, 3, 4], [3, 4, 0], [4, 0, 0]]
-    # TriDet's channel layout: start channel j = distance nb - j, end channel j = distance j
-    center = torch.arange(6.0).view(1, 1, 6)
-    assert center_logits_by_distance(center, 2).tolist() == [[[[2, 1, 0], [3, 4, 5]]]]
-
-
-def test_decoding_equals_tridets_formula() -> None:
-    """Expectation of softmax(start logit at t - nb + j + centre channel j) with distances
-    nb - j (TriDet's decode_offset, written as loops)."""
-    gen = torch.Generator().manual_seed(0)
-    nb, steps, classes = 3, 6, 2
-    start, end = torch.randn(1, steps, classes, generator=gen), torch.randn(1, steps, classes, generator=gen)
-    center = torch.randn(1, steps, 2 * (nb + 1), generator=gen)
-    got = expected_offsets(boundary_log_probs(start, end, center, nb))[0]  # (T, K, 2)
-    for t in range(steps):
-        for k in range(classes):
-            left_logits = torch.tensor([(start[0, t - nb + j, k] if t - nb + j >= 0 else 0.0) + center[0, t, j]
-                                        for j in range(nb + 1)])
-            right_logits = torch.tensor([(end[0, t + j, k] if t + j < steps else 0.0) + center[0, t, nb + 1 + j]
-                                         for j in range(nb + 1)])
-            left = (left_logits.softmax(0) * torch.arange(nb, -1, -1.0)).sum()
-            right = (right_logits.softmax(0) * torch.arange(nb + 1.0)).sum()
-            torch.testing.assert_close(got[t, k], torch.stack((left, right)))
-
-
-def test_expected_offset_of_a_one_hot_distribution() -> None:
-    log_probs = torch.full((1, 2, 5), -1e4)
-    log_probs[0, 0, 3] = 0.0
-    log_probs[0, 1, 1] = 0.0
-    assert expected_offsets(log_probs.log_softmax(-1)).tolist() == [[3.0, 1.0]]
-
-
-# ------------------------------------------------------------------ losses
-
-
-def _focal(logit: float, target: int) -> float:
-    """Sigmoid focal loss of one entry by its formula (alpha 0.25, gamma 2)."""
-    p = 1 / (1 + math.exp(-logit))
-    return 0.25 * (1 - p) ** 2 * -math.log(p) if target else 0.75 * p ** 2 * -math.log(1 - p)
-
-
-def test_losses_by_hand() -> None:
-    """IoU-weighted focal loss on positive (point, class) entries, DIoU per pair (TriDet)."""
-    cls_logits = torch.tensor([[[0.5, -1.0], [-2.0, 0.3], [1.0, 1.0]]])  # (B=1, P=3, C=2)
-    offsets = torch.tensor([[[[1.0, 2.0], [3.0, 3.0]], [[2.0, 2.0], [1.0, 1.0]], [[4.0, 4.0], [0.5, 0.5]]]])
-    valid = torch.tensor([[True, True, False]])
-    cls_targets = torch.tensor([[[1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]])  # point 0: two classes; 2: invalid
-    reg_targets = torch.tensor([[[2.0, 2.0], [0.0, 0.0], [1.0, 1.0]]])
-    normalizer = LossNormalizer(10.0)
-    out = trident_losses(cls_logits, offsets, valid, cls_targets, reg_targets, normalizer,
-                         loss_weight=1.0, label_smoothing=0.0, iou_weight_power=0.2)
-    norm = 0.9 * 10 + 0.1 * 1  # one positive point
-    # point 0's IoU with its target (2, 2): class 0 (1, 2): 3 / 4; class 1 (3, 3): 4 / 6
-    cls_loss = (_focal(0.5, 1) * (3 / 4) ** 0.2 + _focal(-1.0, 1) * (4 / 6) ** 0.2  # point 0, positive
-                + _focal(-2.0, 0) + _focal(0.3, 0))  # point 1, background; point 2 is padding
-    assert out["cls_loss"].item() == pytest.approx(cls_loss / norm, rel=1e-6)
-    # DIoU: (1, 2) vs (2, 2): 1 - 3 / 4 + (centre gap 0.5 / enclosing 4)^2; (3, 3): 1 - 4 / 6, same centre
-    assert out["reg_loss"].item() == pytest.approx((1 / 4 + 1 / 64 + 1 / 3) / norm, rel=1e-6)
-    torch.testing.assert_close(out["final_loss"], out["cls_loss"] + out["reg_loss"])
-    assert out["num_pos"] == 1 and normalizer.value == pytest.approx(norm)
-
-
-def test_losses_without_positives_stay_connected() -> None:
-    offsets = torch.rand(1, 4, 2, 2, requires_grad=True)
-    cls_logits = torch.randn(1, 4, 2, requires_grad=True)
-    out = trident_losses(cls_logits, offsets, torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 4, 2),
-                         torch.zeros(1, 4, 2), LossNormalizer(5.0), 1.0, 0.0, 0.2)
-    assert out["reg_loss"] == 0 and out["num_pos"] == 0
-    out["final_loss"].backward()
-    # the offsets stay in the graph with zero gradient; every logit is pushed towards background
-    assert offsets.grad is not None and offsets.grad.abs().sum() == 0
-    assert (cls_logits.grad > 0).all()
 
 
 # ------------------------------------------------------------------ the head
