@@ -17,7 +17,9 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import ipywidgets as w
 import pandas as pd
+from IPython.display import display
 from matplotlib.figure import Figure
 
 from tal_lab.analysis.figure import new_figure
@@ -312,10 +314,6 @@ class RunExplorer:
         draws once. The figures replace the previous ones in the same Output (``wait=True``
         keeps the old image until the new one is ready, so nothing flickers).
         """
-        # ipywidgets loads with the explorer only: the study runner (best_pair) and the other
-        # views use this module in processes without a notebook front end.
-        import ipywidgets as w
-
         wide = {"layout": w.Layout(width="98%"), "style": {"description_width": "6em"}}
         run = w.Dropdown(options=self.run_names, value=self.run.name, description="run", **wide)
         videos = w.SelectMultiple(options=self.video_ids, value=tuple(self.state["videos"]), rows=6,
@@ -358,8 +356,6 @@ class RunExplorer:
 
     def show(self, out: Any = None) -> None:
         """Render the current state into ``out`` (an ipywidgets Output) or the cell's output."""
-        from IPython.display import display  # IPython: the notebook front end, as ipywidgets above
-
         timeline, ap, _ = self.render()
         if out is None:
             display(timeline, ap)
