@@ -11,7 +11,9 @@ from tal_lab.config import load_config
 from tal_lab.models import build_detector
 
 # The detector at tiny size: C 16 over T 64 (3 levels: strides 1, 2, 4), 8 input channels, 3 classes.
+# ActionFormer's recipe, named: the model keys mix ActionFormer's (n_mha_win_size) with TriDet's (sgp_mlp_dim).
 TINY: dict[str, Any] = {
+    "recipe": "actionformer",
     "dataset": {"input_dim": 8, "num_classes": 3, "max_seq_len": 64},
     "model": {"embd_dim": 16, "fpn_dim": 16, "head_dim": 16, "n_head": 2, "n_mha_win_size": 5,
               "backbone_arch": [2, 1, 2], "regression_range": [[0, 4], [4, 8], [8, 10000]], "sgp_mlp_dim": 24},
@@ -21,6 +23,7 @@ TRAIN_CFG: dict[str, Any] = {"init_loss_norm": 10, "droppath": 0.0}
 TEST_CFG: dict[str, Any] = {"min_score": 0.001, "max_seg_num": 50}
 # The analysis tests: a 4-level pyramid at C 16, T 32 (window 5 divides every level length).
 PYRAMID: dict[str, Any] = {
+    "recipe": "actionformer",
     "dataset": {"input_dim": 8, "num_classes": 3, "max_seq_len": 32},
     "model": {"embd_dim": 16, "fpn_dim": 16, "head_dim": 16, "n_mha_win_size": 5, "sgp_mlp_dim": 16,
               "backbone_arch": [2, 2, 3], "regression_range": [[0, 4], [4, 8], [8, 16], [16, 10000]]},

@@ -14,8 +14,11 @@ Follows the definitions of DETAD's code (github.com/HumamAlwassel/DETAD):
 * **mAP_N.** AP with precision normalised to the average number of GT per class N:
   ``R N / (R N + FP)``, so subsets with different GT counts compare fairly.
 * **Sensitivity.** GT binned by a characteristic (length in seconds, coverage = length /
-  video duration, number of same-class instances in the video); per bin, average-mAP_N over
-  the bin's GT and the predictions that match a GT of the bin or match nothing.
+  video duration, ``num-instances``: the number of GT instances in the video whatever their
+  label, as DETAD's THUMOS14 characteristic files count it; ``num-instances-class``: those of
+  the same class only); per bin, average-mAP_N over the bin's GT and the predictions that
+  match a GT of the bin or match nothing. The bins taken from DETAD (:data:`THUMOS14_BINS`,
+  :data:`ACTIVITYNET_BINS`) bin ``num-instances``.
 * **False negatives.** The share of each bin's GT left unmatched, after DETAD drops matches
   whose normalised precision is <= 0.05.
 
@@ -56,7 +59,8 @@ DETAD_MIN_TIOU = 0.1  # below it an FP is background (DETAD min_tiou_thr)
 DETAD_LIMIT_FACTOR = 10  # predictions kept per class: 10 x its GT count
 DETAD_FN_MIN_PRECISION = 0.05  # matches at normalised precision <= this do not count (FN analysis)
 _SIZES = ("XS", "S", "M", "L", "XL")
-# DETAD's bins: (right-closed edges, names); the lowest edge is included.
+# DETAD's bins: (right-closed edges, names); the lowest edge is included. num-instances is DETAD's
+# count (every GT of the video); bin 'num-instances-class' for the same-class count.
 THUMOS14_BINS: dict[str, tuple[tuple[float, ...], tuple[str, ...]]] = {
     "coverage": ((0.0, 0.02, 0.04, 0.06, 0.08, 1.0), _SIZES),
     "length": ((0.0, 3.0, 6.0, 12.0, 18.0, np.inf), _SIZES),
@@ -213,13 +217,15 @@ def false_positive_analysis(
 def gt_characteristics(
     ground_truth: pd.DataFrame, durations: Mapping[str, float] | pd.Series | None = None
 ) -> pd.DataFrame:
-    """Per-GT characteristics: length (s), num-instances (same class, same video), coverage.
+    """Per-GT characteristics: length (s), num-instances (GT in the same video, any label:
+    DETAD's), num-instances-class (GT of the same class in the same video), coverage.
 
     Coverage (length / video duration) needs ``durations`` (video-id -> seconds).
     """
     frame = pd.DataFrame(index=ground_truth.index)
     frame["length"] = ground_truth["t-end"].to_numpy(float) - ground_truth["t-start"].to_numpy(float)
-    frame["num-instances"] = ground_truth.groupby(["video-id", "label"], sort=False)["label"].transform("size")
+    frame["num-instances"] = ground_truth.groupby("video-id", sort=False)["label"].transform("size")
+    frame["num-instances-class"] = ground_truth.groupby(["video-id", "label"], sort=False)["label"].transform("size")
     if durations is not None:
         duration = ground_truth["video-id"].map(pd.Series(durations) if isinstance(durations, Mapping) else durations)
         if duration.isna().any():

@@ -26,6 +26,7 @@ import pandas as pd
 from tal_lab import __version__
 from tal_lab.cli.data import add_data_commands
 from tal_lab.cli.study import add_study_command
+from tal_lab.config import RECIPES
 from tal_lab.core.atomic_io import write_csv_atomic, write_text_atomic
 from tal_lab.engine import detect, evaluate, train
 from tal_lab.runs import DEFAULT_RUN_STORE, load_run, load_runs
@@ -52,13 +53,24 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
                              "(values in YAML syntax; repeat for several)")
 
 
+def _add_recipe(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipe", choices=RECIPES, default=None,
+                        help="read the config in this repository's dialect (its defaults and recipe); by default "
+                             "the config's 'recipe' key, else its keys tell (TriDet's keys: tridet), logged at load")
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The --set overrides, with --recipe as the override that names the dialect."""
+    return [*args.overrides, f"recipe={args.recipe}"] if args.recipe else list(args.overrides)
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     run_dir = train(args.config, output_root=args.output_root, run_name=args.name, resume=args.resume,
-                    progress=False if args.no_progress else None, overrides=args.overrides)
+                    progress=False if args.no_progress else None, overrides=_overrides(args))
     run = load_run(run_dir)
     if run.results:
         print(_format_map(run.results, title=f"{run.name} ({run.results.get('weights')} weights, "
@@ -77,7 +89,7 @@ def _format_map(results: dict[str, Any], title: str) -> str:
 def _cmd_eval(args: argparse.Namespace) -> int:
 
     result = evaluate(args.config, args.checkpoint, weights=args.weights, output=args.out,
-                      progress=False if args.no_progress else None, overrides=args.overrides)
+                      progress=False if args.no_progress else None, overrides=_overrides(args))
     print(_format_map(result.summary(), title=f"{args.checkpoint} ({result.weights} weights, "
                                               f"{result.num_videos} videos, {result.seconds:.1f} s)"))
     if args.out:
@@ -137,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train as ActionFormer trains (AdamW, warm-up + cosine, EMA), evaluate after "
                                    "the last epoch, and write a run folder OUTPUT_ROOT/NAME with config, "
                                    "logs, checkpoints, detections and results.")
-    p.add_argument("config", help="config YAML (tal_lab or official ActionFormer schema)")
+    p.add_argument("config", help="config YAML (tal_lab's, or an official ActionFormer or TriDet one)")
     _add_set(p)
+    _add_recipe(p)
     p.add_argument("--output-root", default=DEFAULT_RUN_STORE,
                    help=f"run store folder (default: {DEFAULT_RUN_STORE}, as the notebooks and the study)")
     p.add_argument("--name", default=None,
@@ -155,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="EMA weights (what ActionFormer evaluates; default) or the raw model weights")
     p.add_argument("--out", default=None, help="folder for detections.csv and results.json")
     _add_set(p)
+    _add_recipe(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
 

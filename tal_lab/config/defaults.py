@@ -1,24 +1,30 @@
-"""The defaults every config is merged over: ActionFormer's, plus tal_lab's own keys.
+"""The defaults every config is merged over: ActionFormer's or TriDet's, plus tal_lab's own keys.
 
-ActionFormer's ``libs/core/config.py`` defaults (commit 61ea7eb) with tal_lab's keys beside
-them (``model.head_type``, the TriDet SGP and Trident keys, ``dataset.synthetic``, the
-``engine`` section). Values are written as tal_lab holds them after loading: the reference's
-sentinels are explicit (:mod:`tal_lab.config.sentinels`), and its tuples are lists so that a
-YAML round trip gives back the same config.
+:data:`DEFAULTS` are ActionFormer's ``libs/core/config.py`` defaults (commit 61ea7eb) with
+tal_lab's keys beside them (``recipe``, ``model.head_type``, the TriDet SGP and Trident keys,
+the recipe options of :mod:`tal_lab.config.dialects`, ``dataset.synthetic``, the ``engine``
+section). :data:`TRIDET_DEFAULTS` are the same keys with TriDet's defaults (commit 764b816)
+where TriDet has them: a config in TriDet's dialect is filled by these. Values are written as
+tal_lab holds them after loading: the references' sentinels are explicit
+(:mod:`tal_lab.config.sentinels`), and their tuples are lists so that a YAML round trip gives
+back the same config.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from tal_lab.config.frozen import freeze
+from tal_lab.config.dialects import ACTIONFORMER, RECIPE_OPTIONS, TRIDET
+from tal_lab.config.frozen import freeze, thaw
 from tal_lab.config.sentinels import GLOBAL_ATTENTION
 
-__all__ = ["DEFAULTS", "DATASET_NAMES", "FREE_FORM_KEYS", "DERIVED_MODEL_KEYS"]
+__all__ = ["DEFAULTS", "TRIDET_DEFAULTS", "RECIPE_DEFAULTS", "DATASET_NAMES", "FREE_FORM_KEYS", "DERIVED_MODEL_KEYS"]
 
-DATASET_NAMES = ("thumos", "anet", "epic", "synthetic")
+DATASET_NAMES = ("thumos", "anet", "epic", "synthetic", "ego4d", "hacs")
 
 _DEFAULTS: dict[str, Any] = {
+    # tal_lab: the dialect the config was read in (tal_lab.config.dialects), recorded at load.
+    "recipe": ACTIONFORMER,
     "init_rand_seed": 1234567891,
     "dataset_name": "epic",
     "devices": ["cuda:0"],
@@ -41,9 +47,21 @@ _DEFAULTS: dict[str, Any] = {
         "trunc_thresh": 0.5,
         "crop_ratio": None,
         "force_upsampling": False,
+        # tal_lab: recipe options (tal_lab.config.dialects.RECIPE_OPTIONS), ActionFormer's values.
+        "trunc_window": "widened",
+        "gt_filter": "duplicates_and_short",
+        # TriDet's HACS feature type ('i3d', 'slowfast' or 'tsp'; tal_lab.data.hacs); unused otherwise.
+        "backbone_type": None,
         # tal_lab: EPIC-Kitchens' verb / noun annotation files are chosen through json_file;
         # the synthetic benchmark's identity (preset, seed) and its knobs.
         "synthetic": {"preset": "quick", "seed": 0, "knobs": {}},
+        # tal_lab: 'cwd' reads relative json_file / feat_folder from the working directory (as
+        # ActionFormer does); 'config' from the YAML file's folder (generated configs; docs/config.md).
+        "paths_relative_to": "cwd",
+        # tal_lab: how evaluation labels detections (docs/evaluation.md): 'corrected' scores every
+        # class id of the dataset; 'official' reproduces ActionFormer's evaluator, which renumbers
+        # the ground truth's classes and leaves other predicted ids as they are (EPIC's numbers).
+        "eval_label_space": "corrected",
     },
     "loader": {"batch_size": 8, "num_workers": 4},
     "model": {
@@ -96,6 +114,8 @@ _DEFAULTS: dict[str, Any] = {
         # tal_lab: 'reference' pads training batches to max_seq_len as ActionFormer does;
         # 'minimal' pads to the longest video rounded up (same results where exact, less work).
         "train_padding": "reference",
+        # tal_lab: recipe option (tal_lab.config.dialects.RECIPE_OPTIONS), ActionFormer's value.
+        "eval_pad_divisor": "attention_window",
     },
     "train_cfg": {
         "center_sample": "radius",
@@ -121,6 +141,8 @@ _DEFAULTS: dict[str, Any] = {
         "multiclass_nms": True,
         "ext_score_file": None,
         "voting_thresh": 0.75,
+        # tal_lab: recipe option (tal_lab.config.dialects.RECIPE_OPTIONS), ActionFormer's value.
+        "voting_weights": "score_iou",
     },
     "opt": {
         "type": "AdamW",
@@ -154,6 +176,38 @@ _DEFAULTS: dict[str, Any] = {
 
 # Frozen: every load merges over a fresh thawed copy, so no loaded config shares its lists.
 DEFAULTS: Mapping[str, Any] = freeze(_DEFAULTS)
+
+# TriDet's libs/core/config.py defaults (commit 764b816) where they differ from ActionFormer's.
+# TriDet defines no sgp_mlp_dim (None: the SGP backbone requires it) and n_sgp_win_size -1,
+# which builds no SGP block (every TriDet YAML sets both); its model has no n_head,
+# n_mha_win_size, use_rel_pe or fpn_start_level, which keep ActionFormer's inert values.
+_TRIDET_CHANGES: dict[str, Any] = {
+    "recipe": TRIDET,
+    "model_name": "TriDet",
+    "model": {"backbone_type": "sgp", "head_type": "trident", "n_sgp_win_size": -1, "k": 1.5, "init_conv_vars": 0,
+              "sgp_mlp_dim": None, "num_bins": 16, "iou_weight_power": 1.0, "input_noise": 0,
+              "boudary_kernel_size": 3, "downsample_type": "max"},
+    "opt": {"eta_min": 1e-8},
+}
+
+
+def _tridet_defaults() -> dict[str, Any]:
+    cfg = thaw(_DEFAULTS)
+    for section, values in _TRIDET_CHANGES.items():
+        if isinstance(values, dict):
+            cfg[section].update(values)
+        else:
+            cfg[section] = values
+    for option in RECIPE_OPTIONS:
+        section, name = option.key.split(".")
+        cfg[section][name] = option.defaults[TRIDET]
+    return cfg
+
+
+TRIDET_DEFAULTS: Mapping[str, Any] = freeze(_tridet_defaults())
+
+# The defaults of each dialect (tal_lab.config.dialects.RECIPES).
+RECIPE_DEFAULTS: Mapping[str, Mapping[str, Any]] = freeze({ACTIONFORMER: DEFAULTS, TRIDET: TRIDET_DEFAULTS})
 
 # Keys whose value is a free-form mapping (checked by the module that uses them).
 FREE_FORM_KEYS = frozenset({"dataset.synthetic.knobs"})

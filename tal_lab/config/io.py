@@ -1,9 +1,10 @@
 """ActionFormer-schema YAML at the edge: reading a config source, writing a resolved config.
 
-:func:`read_source` accepts an official ``configs/*.yaml`` (or tal_lab's own), a mapping in
-the same schema or nothing; :func:`dump_config` writes a resolved config in ActionFormer's
-spelling, sentinels included (:mod:`tal_lab.config.sentinels`), so the official tools read
-the file, and :func:`tal_lab.config.load_config` reads it back to an equal config.
+:func:`read_source` accepts an official ``configs/*.yaml`` of ActionFormer or TriDet (or
+tal_lab's own), a mapping in the same schema or nothing; :func:`dump_config` writes a resolved
+config in ActionFormer's spelling, sentinels included (:mod:`tal_lab.config.sentinels`), so the
+official tools read the file, with its ``recipe`` (:mod:`tal_lab.config.dialects`), so that
+:func:`tal_lab.config.load_config` reads it back, in the same dialect, to an equal config.
 """
 
 from __future__ import annotations

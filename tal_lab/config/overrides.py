@@ -6,6 +6,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from tal_lab.config.dialects import choose_recipe
 from tal_lab.config.errors import ConfigError
 from tal_lab.config.frozen import FrozenDict, thaw
 from tal_lab.config.resolve import check_not_derived, resolve, without_derived_keys
@@ -49,11 +50,18 @@ def apply_overrides(cfg: Mapping[str, Any], overrides: Mapping[str, Any] | Itera
 
     ``train_cfg`` / ``test_cfg`` overrides go to the top-level sections, which are then copied
     into ``model`` again, so ``train_cfg.loss_weight=2`` is all a lambda_reg ablation needs.
+    ``cfg`` keeps its dialect (``cfg['recipe']``; a plain mapping without one is read as
+    :func:`~tal_lab.config.load_config` reads it).
 
     Raises:
-        ConfigError: an unknown key or an impossible value, naming the dotted key.
+        ConfigError: an unknown key or an impossible value, naming the dotted key; an override
+            changing the recipe.
     """
     if not isinstance(overrides, Mapping):
         overrides = parse_overrides(overrides)
     check_not_derived(overrides)
-    return resolve(_deep_update(without_derived_keys(thaw(cfg)), overrides))
+    if "recipe" in cfg and overrides.get("recipe", cfg["recipe"]) != cfg["recipe"]:
+        raise ConfigError(f"config key 'recipe': a loaded config keeps its dialect ({cfg['recipe']!r}: its defaults "
+                          f"are {cfg['recipe']}'s); load the source again with recipe={overrides['recipe']} instead")
+    recipe = choose_recipe(cfg, overrides).recipe
+    return resolve(_deep_update(without_derived_keys(thaw(cfg)), thaw(overrides)), recipe)

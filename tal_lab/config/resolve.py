@@ -1,8 +1,9 @@
 """From a plain config in ActionFormer's schema to the resolved, validated, frozen config.
 
 The steps :func:`tal_lab.config.load_config` and :func:`tal_lab.config.apply_overrides` share:
-merge over a fresh copy of the defaults (the reference merges by reference, so editing one
-loaded config could change the defaults seen by the next), turn the reference's sentinels into
+read TriDet's spellings as tal_lab's, merge over a fresh copy of the defaults of the config's
+dialect (:mod:`tal_lab.config.dialects`; the references merge by reference, so editing one
+loaded config could change the defaults seen by the next), turn the references' sentinels into
 explicit values, validate, derive the model keys ActionFormer copies into ``model``, freeze.
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from tal_lab.config.defaults import DEFAULTS, DERIVED_MODEL_KEYS, FREE_FORM_KEYS
+from tal_lab.config.defaults import DERIVED_MODEL_KEYS, FREE_FORM_KEYS, RECIPE_DEFAULTS
+from tal_lab.config.dialects import RECIPES, translate_spellings
 from tal_lab.config.errors import ConfigError
 from tal_lab.config.frozen import FrozenDict, freeze, thaw
 from tal_lab.config.sentinels import from_reference
@@ -55,8 +57,9 @@ def check_not_derived(overrides: Mapping[str, Any]) -> None:
             raise ConfigError(f"config key 'model.{key}' is derived from '{source}'; override '{source}' instead")
 
 
-def resolve(user: dict[str, Any], overrides: Mapping[str, Any] | None = None) -> FrozenDict:
-    """The frozen config of ``user`` (a plain dict in ActionFormer's schema) and ``overrides``.
+def resolve(user: dict[str, Any], recipe: str, overrides: dict[str, Any] | None = None) -> FrozenDict:
+    """The frozen config of ``user`` (a plain dict in the schema) and ``overrides`` (both changed
+    in place), read in the dialect ``recipe`` (:func:`tal_lab.config.dialects.choose_recipe`).
 
     A previously resolved config carries the derived model keys; they must agree with the
     sections they are derived from, so they are dropped and derived again.
@@ -64,10 +67,13 @@ def resolve(user: dict[str, Any], overrides: Mapping[str, Any] | None = None) ->
     Raises:
         ConfigError: unknown keys or impossible values, naming the dotted key.
     """
-    cfg = _merge(thaw(DEFAULTS), without_derived_keys(user))
+    if recipe not in RECIPES:
+        raise ConfigError(f"config key 'recipe': {recipe!r} is not one of {RECIPES}")
+    cfg = _merge(thaw(RECIPE_DEFAULTS[recipe]), without_derived_keys(translate_spellings(user)))
+    cfg["recipe"] = recipe
     if overrides:
         check_not_derived(overrides)
-        _merge(cfg, overrides)
+        _merge(cfg, translate_spellings(overrides))
     for key in ("train_split", "val_split", "devices"):
         if isinstance(cfg[key], str):
             cfg[key] = [cfg[key]]

@@ -12,11 +12,15 @@ from typing import Any, Mapping
 
 from tal_lab.config.defaults import DATASET_NAMES
 from tal_lab.config.errors import ConfigError
-from tal_lab.config.geometry import max_div_factor
+from tal_lab.config.dialects import RECIPE_OPTIONS, RECIPES
+from tal_lab.config.geometry import attention_div_factor, sgp_div_factor
 from tal_lab.config.sentinels import ADAPTIVE_LOSS_WEIGHT, GLOBAL_ATTENTION
 from tal_lab.core.registry import BACKBONES, HEADS, NECKS, Registry
 
-__all__ = ["validate_config"]
+__all__ = ["validate_config", "HACS_FEATURE_TYPES"]
+
+# dataset.backbone_type: the feature types TriDet's HACS dataset reads (tal_lab.data.hacs).
+HACS_FEATURE_TYPES = ("i3d", "slowfast", "tsp")
 
 
 def _require(cond: bool, key: str, problem: str) -> None:
@@ -54,8 +58,30 @@ def _top_level(cfg: Mapping[str, Any]) -> None:
                  f"must be a name or a list of names, got {cfg[key]!r}")
 
 
-def _dataset(ds: Mapping[str, Any]) -> None:
-    _positive_ints(ds, ("input_dim", "num_classes", "max_seq_len", "downsample_rate"), "dataset")
+def _input_dim(ds: Mapping[str, Any]) -> None:
+    """A positive int, or (Ego4D's concatenated feature folders) one per folder of dataset.feat_folder."""
+    dims, folders = ds["input_dim"], ds["feat_folder"]
+    if not isinstance(dims, list):
+        _positive_ints(ds, ("input_dim",), "dataset")
+        return
+    _require(all(_is_int(d) and d > 0 for d in dims), "dataset.input_dim",
+             f"must be a positive integer or a list of them, got {dims!r}")
+    _require(isinstance(folders, list) and len(folders) == len(dims), "dataset.input_dim",
+             f"lists the channels of {len(dims)} feature folders, so dataset.feat_folder must list as many, "
+             f"got {folders!r}")
+
+
+def _recipe(cfg: Mapping[str, Any]) -> None:
+    _require(cfg["recipe"] in RECIPES, "recipe", f"{cfg['recipe']!r} is not one of {RECIPES}")
+    for option in RECIPE_OPTIONS:
+        section, name = option.key.split(".")
+        value = cfg[section][name]
+        _require(value in option.choices, option.key, f"{value!r} is not one of {option.choices} ({option.meaning})")
+
+
+def _dataset(ds: Mapping[str, Any], name: str) -> None:
+    _input_dim(ds)
+    _positive_ints(ds, ("num_classes", "max_seq_len", "downsample_rate"), "dataset")
     for key in ("feat_stride", "num_frames"):
         _require(_is_number(ds[key]) and ds[key] > 0, f"dataset.{key}", f"must be positive, got {ds[key]!r}")
     _require(ds["default_fps"] is None or (_is_number(ds["default_fps"]) and ds["default_fps"] > 0),
@@ -66,6 +92,12 @@ def _dataset(ds: Mapping[str, Any]) -> None:
     _require(crop is None or (isinstance(crop, list) and len(crop) == 2 and all(_is_number(c) for c in crop)
                               and 0 < crop[0] <= crop[1] <= 1),
              "dataset.crop_ratio", f"must be null or [low, high] with 0 < low <= high <= 1, got {crop!r}")
+    _choice(ds, "paths_relative_to", "dataset", ("cwd", "config"))
+    _choice(ds, "eval_label_space", "dataset", ("corrected", "official"))
+    if name == "hacs" or ds["backbone_type"] is not None:
+        _require(ds["backbone_type"] in HACS_FEATURE_TYPES, "dataset.backbone_type",
+                 f"{ds['backbone_type']!r} is not one of {HACS_FEATURE_TYPES} (TriDet's HACS feature types; "
+                 "dataset_name hacs needs one)")
     syn = ds["synthetic"]
     # The preset only names the generated data (run names read it); the generator
     # (tal_lab.data.synthetic_spec.SYNTHETIC_PRESETS) owns the list of presets.
@@ -95,17 +127,41 @@ def _model_choices(model: Mapping[str, Any]) -> None:
     _require(isinstance(model["decoupled_class_aware"], bool), "model.decoupled_class_aware", "must be true or false")
 
 
-def _model_sizes(model: Mapping[str, Any]) -> None:
-    _positive_ints(model, ("embd_dim", "fpn_dim", "head_dim", "n_head", "embd_kernel_size", "head_kernel_size",
-                           "head_num_layers", "sgp_mlp_dim", "num_bins"), "model")
-    _require(model["embd_dim"] % model["n_head"] == 0 or model["backbone_type"] != "convTransformer",
+def _embd_width(model: Mapping[str, Any], ds: Mapping[str, Any]) -> int:
+    """The backbone's width: embd_dim, or the sum of its per-feature-group projection widths
+    (ActionFormer's Ego4D configs: ``input_dim`` and ``embd_dim`` lists of one length)."""
+    embd, dims = model["embd_dim"], ds["input_dim"]
+    if not isinstance(embd, list):
+        _positive_ints(model, ("embd_dim",), "model")
+        _require(not isinstance(dims, list), "model.embd_dim",
+                 f"dataset.input_dim lists {len(dims) if isinstance(dims, list) else 0} feature groups, so "
+                 f"embd_dim must list one projection width per group (as ActionFormer requires), got {embd!r}")
+        return int(embd)
+    _require(len(embd) > 0 and all(_is_int(e) and e > 0 for e in embd), "model.embd_dim",
+             f"must be a positive integer or a list of them, got {embd!r}")
+    _require(isinstance(dims, list) and len(dims) == len(embd), "model.embd_dim",
+             f"lists {len(embd)} projection widths, so dataset.input_dim must list as many feature groups, "
+             f"got {dims!r}")
+    return sum(embd)
+
+
+def _model_sizes(model: Mapping[str, Any], ds: Mapping[str, Any]) -> None:
+    width = _embd_width(model, ds)
+    _positive_ints(model, ("fpn_dim", "head_dim", "n_head", "embd_kernel_size", "head_kernel_size",
+                           "head_num_layers", "num_bins"), "model")
+    mlp = model["sgp_mlp_dim"]
+    if model["backbone_type"] == "sgp" or mlp is not None:
+        _require(_is_int(mlp) and mlp > 0, "model.sgp_mlp_dim",
+                 "is required by the SGP backbone (TriDet's defaults leave it undefined; every TriDet YAML "
+                 "sets it)" if mlp is None else f"must be a positive integer, got {mlp!r}")
+    _require(width % model["n_head"] == 0 or model["backbone_type"] != "convTransformer",
              "model.n_head", f"embd_dim {model['embd_dim']} is not divisible by n_head {model['n_head']}")
     if model["fpn_type"] == "identity":
-        _require(model["fpn_dim"] == model["embd_dim"], "model.fpn_dim",
+        _require(model["fpn_dim"] == width, "model.fpn_dim",
                  f"the identity neck passes backbone features through, so fpn_dim must equal "
                  f"embd_dim ({model['embd_dim']}), got {model['fpn_dim']}")
     if model["backbone_type"] == "sgp":
-        _require(model["embd_dim"] % 16 == 0, "model.embd_dim",
+        _require(width % 16 == 0, "model.embd_dim",
                  f"the SGP backbone's GroupNorm uses 16 groups, so embd_dim must be a multiple of 16, "
                  f"got {model['embd_dim']}")
 
@@ -140,9 +196,19 @@ def _model_pyramid(model: Mapping[str, Any], ds: Mapping[str, Any]) -> None:
     if model["backbone_type"] == "sgp":
         _require(_per_level(model["n_sgp_win_size"], num_levels, lambda w: _is_int(w) and w > 0),
                  "model.n_sgp_win_size",
-                 f"must be a positive kernel size or one per level ({num_levels}), got {model['n_sgp_win_size']!r}")
+                 f"must be a positive kernel size or one per level ({num_levels}), got {model['n_sgp_win_size']!r} "
+                 f"(TriDet's default -1 builds no SGP block; every TriDet YAML sets it)")
+    if model["eval_pad_divisor"] == "sgp_window":
+        _require(_per_level(model["n_sgp_win_size"], num_levels, _is_int), "model.n_sgp_win_size",
+                 f"model.eval_pad_divisor 'sgp_window' reads it: an integer or one per level ({num_levels}), "
+                 f"got {model['n_sgp_win_size']!r}")
+        top = model["scale_factor"] ** arch[-1]
+        _require(sgp_div_factor(model) % top == 0, "model.n_sgp_win_size",
+                 f"model.eval_pad_divisor 'sgp_window' pads over-length inputs to a multiple of "
+                 f"{sgp_div_factor(model)} (stride x n_sgp_win_size), which the top level's stride {top} "
+                 f"does not divide")
     if model["backbone_type"] == "convTransformer":
-        div = max_div_factor(model)
+        div = attention_div_factor(model)
         _require(ds["max_seq_len"] % div == 0, "dataset.max_seq_len",
                  f"{ds['max_seq_len']} is not divisible by {div} (the pyramid's strides times the "
                  f"attention window {win})")
@@ -225,9 +291,10 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
         ConfigError: the first impossible value, naming its dotted key.
     """
     _top_level(cfg)
-    _dataset(cfg["dataset"])
+    _recipe(cfg)
+    _dataset(cfg["dataset"], cfg["dataset_name"])
     _model_choices(cfg["model"])
-    _model_sizes(cfg["model"])
+    _model_sizes(cfg["model"], cfg["dataset"])
     _model_pyramid(cfg["model"], cfg["dataset"])
     _train_cfg(cfg["train_cfg"], cfg["dataset"]["num_classes"])
     _test_cfg(cfg["test_cfg"])

@@ -1,5 +1,6 @@
-"""Datasets in ActionFormer's format (THUMOS14, ActivityNet-1.3, EPIC-Kitchens-100), batching,
-loaders, whole-folder validation, and the synthetic THUMOS14-shaped benchmark.
+"""Datasets in ActionFormer's format (THUMOS14, ActivityNet-1.3, EPIC-Kitchens-100, Ego4D) and
+TriDet's HACS, batching, loaders, whole-folder validation, and the synthetic THUMOS14-shaped
+benchmark.
 
 Typical use::
 
@@ -9,8 +10,11 @@ Typical use::
     generate_synthetic("out", preset="quick")     # writes out/config.yaml
 """
 
-from tal_lab.data.actionformer import (DATASETS, ActionFormerDataset, ActivityNetDataset, EpicKitchensDataset,
-                                       SyntheticDataset, ThumosDataset, build_dataset)
+from tal_lab.data.actionformer import (ActionFormerDataset, ActivityNetDataset, EpicKitchensDataset, SyntheticDataset,
+                                       ThumosDataset)
+from tal_lab.data.build import DATASETS, build_dataset
+from tal_lab.data.ego4d import Ego4DDataset
+from tal_lab.data.hacs import HacsDataset
 from tal_lab.data.batching import collate_videos, pad_videos
 from tal_lab.data.errors import DataError, DataFileNotFoundError, Problem
 from tal_lab.data.loader import build_data_loader, make_data_loader, seed_worker
@@ -21,8 +25,8 @@ from tal_lab.data.validate import ValidationReport, validate_dataset
 
 __all__ = [
     "DATASETS", "ActionFormerDataset", "ActivityNetDataset", "EpicKitchensDataset", "SyntheticDataset",
-    "ThumosDataset", "build_dataset", "collate_videos", "pad_videos", "DataError", "DataFileNotFoundError",
-    "Problem", "build_data_loader", "make_data_loader", "seed_worker", "dataset_digest", "generate_synthetic",
+    "ThumosDataset", "Ego4DDataset", "HacsDataset", "build_dataset", "collate_videos", "pad_videos", "DataError",
+    "DataFileNotFoundError", "Problem", "build_data_loader", "make_data_loader", "seed_worker", "dataset_digest", "generate_synthetic",
     "SYNTHETIC_PRESETS", "SyntheticKnobs", "knobs_from_mapping", "truncate_video", "ValidationReport",
     "validate_dataset",
 ]

@@ -1,5 +1,8 @@
 """ActionFormer-format datasets: THUMOS14, ActivityNet-1.3, EPIC-Kitchens-100 (and synthetic).
 
+Ego4D and HACS are variants of these classes in :mod:`tal_lab.data.ego4d` and
+:mod:`tal_lab.data.hacs`; :mod:`tal_lab.data.build` holds the table of all datasets.
+
 Each item is the video dict ActionFormer's detector consumes::
 
     {'video_id': str, 'feats': float32 (C, T), 'segments': float32 (N, 2) grid units or None,
@@ -12,9 +15,11 @@ feature and multiplies the stride; seconds become grid steps with
 truncated to ``max_seq_len`` (:func:`~tal_lab.data.transforms.truncate_video`). Loading is
 lazy: the dataset holds the parsed annotations, and each ``__getitem__`` reads one feature file.
 
-Unlike the reference, problems are errors that name the file and the video: a video of the
-split without its feature file fails at construction (the reference silently skips it), and a
-feature file with the wrong dimension, NaN / inf values or no steps fails when it is read.
+Where a video's feature files are is the dataset's :class:`~tal_lab.data.layout.FeatureLayout`
+(``feature_layout``), which ``validate`` uses too. Unlike the reference, problems are errors
+that name the file and the video: a video of the split without its feature file fails at
+construction (the reference silently skips it), and a feature file with the wrong dimension,
+NaN / inf values or no steps fails when it is read.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from torch.utils.data import Dataset
 
 from tal_lab.data.annotations import VideoRecord, load_database, parse_annotations
 from tal_lab.data.errors import DataError, DataFileNotFoundError, Problem, format_problems, raise_errors
-from tal_lab.data.features import channels_first, feature_path, read_features
+from tal_lab.data.features import channels_first
+from tal_lab.data.layout import FeatureLayout
 from tal_lab.data.transforms import drop_segments_past_features, resize_features, truncate_video
 from tal_lab.core.structures import sec_to_grid
 
@@ -40,9 +46,6 @@ __all__ = [
     "SyntheticDataset",
     "EpicKitchensDataset",
     "ActivityNetDataset",
-    "DATASETS",
-    "build_dataset",
-    "split_names",
 ]
 
 VideoDict = dict[str, Any]
@@ -67,8 +70,16 @@ class ActionFormerDataset(Dataset):
 
     dataset_name = "thumos-14"
     tiou_thresholds: tuple[float, ...] = tuple(np.linspace(0.3, 0.7, 5).tolist())
+    # How the annotations are read (tal_lab.data.annotations.parse_annotations): the label map
+    # must hold exactly num_classes labels; repeated annotations are dropped (and, unless
+    # dataset.gt_filter says 'duplicates', near-empty ones with them; default_gt_filter when a
+    # plain dataset dict lacks the key); num_classes 1 makes every label 0 (class-agnostic proposals).
     exact_label_map = True
     drop_duplicates = False
+    default_gt_filter = "duplicates_and_short"
+    # The recipe option dataset.trunc_window when a plain dataset dict lacks it (ActionFormer's).
+    default_trunc_window = "widened"
+    proposals_when_single_class = False
 
     def __init__(
         self,
@@ -84,20 +95,17 @@ class ActionFormerDataset(Dataset):
         self.split = [s.lower() for s in split]
         self.is_training = is_training
         self.json_file = str(self.cfg["json_file"])
-        self.feat_folder = Path(str(self.cfg["feat_folder"]))
-        self.file_prefix = self.cfg.get("file_prefix") or ""
-        self.file_ext = self.cfg["file_ext"]
+        self.layout = self.feature_layout(self.cfg, list(split))
         self.num_classes = int(self.cfg["num_classes"])
-        self.input_dim = int(self.cfg["input_dim"])
+        self.input_dim = self.layout.input_dim
         self.rng = random.Random(seed)
 
-        if not self.feat_folder.is_dir():
-            raise DataFileNotFoundError(f"{self.feat_folder}: feature folder does not exist (dataset.feat_folder)")
-        parsed = parse_annotations(
-            load_database(self.json_file), self.json_file, self.split, self.num_classes,
-            self.cfg.get("default_fps"), exact_label_map=self.exact_label_map,
-            drop_duplicates=self.drop_duplicates, single_class=self._single_class(),
-        )
+        missing = self.layout.missing_folders()
+        if missing:
+            raise DataFileNotFoundError(f"{', '.join(map(str, missing))}: feature folder does not exist "
+                                        "(dataset.feat_folder)")
+        parsed = parse_annotations(load_database(self.json_file), self.json_file, self.split, self.num_classes,
+                                   self.cfg.get("default_fps"), **self.annotation_rules(self.cfg))
         problems = parsed.problems + self._missing_files(parsed.videos)
         if strict:
             problems = [Problem("error", p.code, p.file, p.video_id, p.message) for p in problems]
@@ -115,12 +123,24 @@ class ActionFormerDataset(Dataset):
         self.empty_label_ids = [c for c in range(self.num_classes) if c not in present]
 
     # --- hooks for the dataset variants --------------------------------------------------------
-    def _single_class(self) -> bool:
-        return False
+    @classmethod
+    def feature_layout(cls, dataset_cfg: Mapping[str, Any], split: Sequence[str]) -> FeatureLayout:
+        """Where the features of ``split`` are: ``{feat_folder}/{file_prefix}{video_id}{file_ext}``."""
+        return FeatureLayout((Path(str(dataset_cfg["feat_folder"])),), dataset_cfg.get("file_prefix") or "",
+                             str(dataset_cfg["file_ext"]), (int(dataset_cfg["input_dim"]),),
+                             int(dataset_cfg["input_dim"]))
+
+    @classmethod
+    def annotation_rules(cls, dataset_cfg: Mapping[str, Any]) -> dict[str, bool]:
+        """The keyword arguments of :func:`~tal_lab.data.annotations.parse_annotations` for this
+        dataset and config (``num_classes``, the recipe option ``gt_filter``)."""
+        gt_filter = dataset_cfg.get("gt_filter") or cls.default_gt_filter
+        return {"exact_label_map": cls.exact_label_map, "drop_duplicates": cls.drop_duplicates,
+                "drop_short": gt_filter == "duplicates_and_short",
+                "single_class": cls.proposals_when_single_class and int(dataset_cfg["num_classes"]) == 1}
 
     def _load_array(self, video: VideoRecord) -> np.ndarray:
-        path = self.feature_file(video.video_id)
-        feats, problems = read_features(path, video.video_id, self.input_dim)
+        feats, problems = self.layout.read(video.video_id)
         raise_errors(problems, f"dataset {self.json_file}")
         assert feats is not None
         return feats
@@ -142,9 +162,9 @@ class ActionFormerDataset(Dataset):
         return {"dataset_name": self.dataset_name, "tiou_thresholds": list(self.tiou_thresholds),
                 "empty_label_ids": list(self.empty_label_ids)}
 
-    def feature_file(self, video_id: str) -> Path:
-        """Path of a video's feature file."""
-        return feature_path(self.feat_folder, self.file_prefix, video_id, self.file_ext)
+    def feature_files(self, video_id: str) -> list[Path]:
+        """Paths of a video's feature files (one, except for Ego4D's several feature folders)."""
+        return self.layout.files(video_id)
 
     def reseed(self, seed: int) -> None:
         """Reseed the truncation generator (called in each DataLoader worker)."""
@@ -176,13 +196,13 @@ class ActionFormerDataset(Dataset):
         }
         if self.is_training and segments is not None:
             item = truncate_video(item, int(self.cfg["max_seq_len"]), float(self.cfg["trunc_thresh"]),
-                                  offset_grid, self.cfg.get("crop_ratio"), self.rng)
+                                  offset_grid, self.cfg.get("crop_ratio"), self.rng,
+                                  trunc_window=self.cfg.get("trunc_window") or self.default_trunc_window)
         return item
 
     def _missing_files(self, videos: list[VideoRecord]) -> list[Problem]:
-        return [Problem("error", "missing_file", str(self.feature_file(v.video_id)), v.video_id,
-                        "feature file does not exist")
-                for v in videos if not self.feature_file(v.video_id).is_file()]
+        return [Problem("error", "missing_file", str(path), v.video_id, "feature file does not exist")
+                for v in videos for path in self.layout.files(v.video_id) if not path.is_file()]
 
 
 class ThumosDataset(ActionFormerDataset):
@@ -222,9 +242,7 @@ class ActivityNetDataset(ActionFormerDataset):
     dataset_name = "ActivityNet 1.3"
     tiou_thresholds = tuple(np.linspace(0.5, 0.95, 10).tolist())
     drop_duplicates = True
-
-    def _single_class(self) -> bool:
-        return self.num_classes == 1
+    proposals_when_single_class = True
 
     def _grid(self, video: VideoRecord, feats: np.ndarray) -> tuple[torch.Tensor, float, float]:
         if not self.cfg["force_upsampling"]:
@@ -238,35 +256,3 @@ class ActivityNetDataset(ActionFormerDataset):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return drop_segments_past_features(segments, labels, feat_len, offset_grid,
                                            float(self.cfg["trunc_thresh"]))
-
-
-DATASETS: dict[str, type[ActionFormerDataset]] = {
-    "thumos": ThumosDataset,
-    "synthetic": SyntheticDataset,
-    "anet": ActivityNetDataset,
-    "epic": EpicKitchensDataset,
-}
-
-
-def split_names(cfg: Mapping[str, Any], split: str) -> list[str]:
-    """The subsets of ``split`` ('train' -> cfg['train_split'], 'val' -> cfg['val_split'])."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    names = cfg["train_split"] if split == "train" else cfg["val_split"]
-    return [names] if isinstance(names, str) else list(names)
-
-
-def build_dataset(
-    cfg: Mapping[str, Any], split: str, is_training: bool | None = None, strict: bool = False
-) -> ActionFormerDataset:
-    """The dataset of a full config (``tal_lab.config.load_config``) for 'train' or 'val'.
-
-    ``is_training`` defaults to ``split == 'train'``; the truncation seed is
-    ``cfg['init_rand_seed']``.
-    """
-    name = cfg["dataset_name"]
-    if name not in DATASETS:
-        raise ValueError(f"dataset_name {name!r} is not one of {sorted(DATASETS)}")
-    training = (split == "train") if is_training is None else is_training
-    return DATASETS[name](cfg["dataset"], split_names(cfg, split), training,
-                          seed=int(cfg.get("init_rand_seed", 0)), strict=strict)

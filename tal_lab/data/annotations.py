@@ -140,12 +140,17 @@ def build_label_map(
     return label_map, problems
 
 
-def drop_duplicate_annotations(acts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """ActivityNet clean-up as ActionFormer does it: drop near-empty and repeated annotations."""
+def drop_duplicate_annotations(acts: Sequence[Mapping[str, Any]], drop_short: bool = True) -> list[Mapping[str, Any]]:
+    """ActivityNet clean-up as ActionFormer does it: drop near-empty and repeated annotations.
+
+    Args:
+        drop_short: also drop annotations shorter than the tolerance (ActionFormer); TriDet's
+            copy of the function (its HACS dataset) only drops repeats.
+    """
     kept: list[Mapping[str, Any]] = []
     for act in acts:
         start, end = act["segment"]
-        if end - start < DUPLICATE_TOLERANCE_SEC:
+        if drop_short and end - start < DUPLICATE_TOLERANCE_SEC:
             continue
         repeated = any(
             abs(start - k["segment"][0]) <= DUPLICATE_TOLERANCE_SEC
@@ -167,13 +172,15 @@ def parse_annotations(
     exact_label_map: bool = True,
     drop_duplicates: bool = False,
     single_class: bool = False,
+    drop_short: bool = True,
 ) -> ParsedAnnotations:
     """Records of the videos whose subset is in ``splits`` (case-insensitive), with all problems.
 
     Args:
         default_fps: when set, overrides every video's fps (ActionFormer's dataset.default_fps).
-        drop_duplicates: apply :func:`drop_duplicate_annotations` (ActivityNet).
-        single_class: every label becomes 0 (ActivityNet with num_classes 1: proposals).
+        drop_duplicates: apply :func:`drop_duplicate_annotations` (ActivityNet, HACS).
+        single_class: every label becomes 0 (ActivityNet / HACS with num_classes 1: proposals).
+        drop_short: with ``drop_duplicates``, also drop near-empty annotations (not for HACS).
     """
     wanted = {s.lower() for s in splits}
     label_map, problems = build_label_map(database, json_file, num_classes, exact_label_map,
@@ -189,7 +196,7 @@ def parse_annotations(
         if video["subset"].lower() not in wanted:
             continue
         record = _parse_video(str(video_id), video, json_file, label_map, default_fps,
-                              drop_duplicates, single_class, problems)
+                              drop_duplicates, drop_short, single_class, problems)
         if record is not None:
             videos.append(record)
     return ParsedAnnotations(videos, label_map, problems, sorted(subsets))
@@ -215,9 +222,11 @@ def _parse_video(
     label_map: Mapping[str, int],
     default_fps: float | None,
     drop_duplicates: bool,
+    drop_short: bool,
     single_class: bool,
     problems: list[Problem],
 ) -> VideoRecord | None:
+    """One video's record, or None when an annotation cannot be loaded (reported in ``problems``)."""
     def report(code: str, message: str, severity: str = "error") -> None:
         problems.append(Problem(severity, code, json_file, video_id, message))  # type: ignore[arg-type]
 
@@ -247,7 +256,7 @@ def _parse_video(
     if not ok:
         return None
     if drop_duplicates:
-        acts = drop_duplicate_annotations(acts)
+        acts = drop_duplicate_annotations(acts, drop_short=drop_short)
     if not acts:
         return VideoRecord(video_id, video["subset"], fps, duration, None, None)
     segments = np.asarray([a["segment"] for a in acts], dtype=np.float32).reshape(-1, 2)

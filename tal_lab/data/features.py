@@ -1,21 +1,32 @@
 """Feature files: path convention, reading ``.npy`` / ``.npz``, and their checks.
 
 ActionFormer's layout: one file per video, ``{feat_folder}/{file_prefix}{video_id}{file_ext}``,
-holding a (T, C) array: ``.npy`` for THUMOS14 and ActivityNet, ``.npz`` with the array under
-key ``feats`` for EPIC-Kitchens.
+holding a (T, C) array: ``.npy`` for THUMOS14, ActivityNet and Ego4D, ``.npz`` with the array
+under key ``feats`` for EPIC-Kitchens. TriDet's HACS SlowFast files are pickles
+(:mod:`tal_lab.data.pickled_features`, reader ``slowfast_pickle``). Where a dataset keeps which
+file is :mod:`tal_lab.data.layout`.
 """
 
 from __future__ import annotations
 
+import pickle
 import zipfile
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from tal_lab.data.errors import Problem
+from tal_lab.data.pickled_features import read_slowfast_pickle
 
-__all__ = ["feature_path", "read_features", "feature_shape", "check_features", "channels_first", "NPZ_KEY"]
+__all__ = ["feature_path", "read_features", "feature_shape", "check_features", "channels_first", "NPZ_KEY",
+           "Reader", "READERS"]
+
+# How a feature file is read: a numpy array (.npy, or .npz under NPZ_KEY), or TriDet's HACS
+# SlowFast pickle.
+Reader = Literal["array", "slowfast_pickle"]
+READERS: tuple[Reader, ...] = ("array", "slowfast_pickle")
 
 # The array name inside EPIC-Kitchens' .npz feature files (ActionFormer's epic dataset).
 NPZ_KEY = "feats"
@@ -30,7 +41,9 @@ def feature_path(feat_folder: str | Path, file_prefix: str | None, video_id: str
     return Path(feat_folder) / f"{file_prefix or ''}{video_id}{file_ext}"
 
 
-def _load_raw(path: Path, mmap: bool) -> np.ndarray:
+def _load_raw(path: Path, mmap: bool, reader: Reader) -> np.ndarray:
+    if reader == "slowfast_pickle":
+        return read_slowfast_pickle(path)
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as archive:
             if NPZ_KEY not in archive.files:
@@ -39,8 +52,14 @@ def _load_raw(path: Path, mmap: bool) -> np.ndarray:
     return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
 
 
-def read_features(path: Path, video_id: str, input_dim: int) -> tuple[np.ndarray | None, list[Problem]]:
+def read_features(
+    path: Path, video_id: str, input_dim: int | None, reader: Reader = "array"
+) -> tuple[np.ndarray | None, list[Problem]]:
     """Read and check one feature file.
+
+    Args:
+        input_dim: the channels the file must hold; None when only the channels of several
+            files together are known (Ego4D's concatenated folders), checked by the caller.
 
     Returns:
         The (T, C) float32 array, or None when the file cannot be used, and the problems found
@@ -49,7 +68,7 @@ def read_features(path: Path, video_id: str, input_dim: int) -> tuple[np.ndarray
     Shapes:
         returned array: (T, C) with C == input_dim.
     """
-    array, problems = _open(path, video_id, mmap=False)
+    array, problems = _open(path, video_id, mmap=False, reader=reader)
     if array is None:
         return None, problems
     problems += _check_shape(array.shape, path, video_id, input_dim)
@@ -74,42 +93,49 @@ def channels_first(feats: np.ndarray) -> torch.Tensor:
     return out
 
 
-def feature_shape(path: Path, video_id: str) -> tuple[tuple[int, ...] | None, list[Problem]]:
+def feature_shape(
+    path: Path, video_id: str, reader: Reader = "array"
+) -> tuple[tuple[int, ...] | None, list[Problem]]:
     """The stored array's shape without reading its values (memory-mapped for ``.npy``)."""
-    array, problems = _open(path, video_id, mmap=True)
+    array, problems = _open(path, video_id, mmap=True, reader=reader)
     return (None if array is None else tuple(array.shape)), problems
 
 
-def check_features(path: Path, video_id: str, input_dim: int, check_values: bool) -> tuple[int | None, list[Problem]]:
-    """Check one file as ``validate`` does; returns its length T (None if unusable) and problems."""
+def check_features(
+    path: Path, video_id: str, input_dim: int | None, check_values: bool, reader: Reader = "array"
+) -> tuple[tuple[int, int] | None, list[Problem]]:
+    """Check one file as ``validate`` does; returns its (T, C) shape (None if unusable) and problems.
+
+    A file whose values are bad (NaN) but whose shape is usable still gives its shape, so that
+    the length check covers it.
+    """
     if check_values:
-        feats, problems = read_features(path, video_id, input_dim)
+        feats, problems = read_features(path, video_id, input_dim, reader)
         if feats is not None:
-            return feats.shape[0], problems
-        shape, _ = feature_shape(path, video_id)
-        usable = shape is not None and len(shape) == 2 and shape[0] > 0
-        return (shape[0] if usable else None), problems
-    shape, problems = feature_shape(path, video_id)
-    if shape is None:
-        return None, problems
-    problems += _check_shape(shape, path, video_id, input_dim)
-    usable = len(shape) == 2 and shape[0] > 0
-    return (shape[0] if usable else None), problems
+            return (int(feats.shape[0]), int(feats.shape[1])), problems
+        shape, _ = feature_shape(path, video_id, reader)
+    else:
+        shape, problems = feature_shape(path, video_id, reader)
+        if shape is not None:
+            problems += _check_shape(shape, path, video_id, input_dim)
+    usable = shape is not None and len(shape) == 2 and shape[0] > 0
+    return ((int(shape[0]), int(shape[1])) if usable else None), problems  # type: ignore[index]
 
 
-def _open(path: Path, video_id: str, mmap: bool) -> tuple[np.ndarray | None, list[Problem]]:
+def _open(path: Path, video_id: str, mmap: bool, reader: Reader) -> tuple[np.ndarray | None, list[Problem]]:
     if not path.is_file():
         return None, [Problem("error", "missing_file", str(path), video_id, "feature file does not exist")]
     try:
-        return _load_raw(path, mmap), []
+        return _load_raw(path, mmap, reader), []
     except KeyError as err:
         return None, [Problem("error", "npz_key", str(path), video_id, str(err.args[0]))]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
+        kind = "HACS SlowFast pickle" if reader == "slowfast_pickle" else "numpy array"
         return None, [Problem("error", "unreadable", str(path), video_id,
-                              f"feature file is not a readable numpy array: {err}")]
+                              f"feature file is not a readable {kind}: {err}")]
 
 
-def _check_shape(shape: tuple[int, ...], path: Path, video_id: str, input_dim: int) -> list[Problem]:
+def _check_shape(shape: tuple[int, ...], path: Path, video_id: str, input_dim: int | None) -> list[Problem]:
     if len(shape) != 2:
         return [Problem("error", "ndim", str(path), video_id,
                         f"features must be a (T, C) array, got shape {shape}")]
@@ -117,7 +143,7 @@ def _check_shape(shape: tuple[int, ...], path: Path, video_id: str, input_dim: i
     if shape[0] == 0:
         problems.append(Problem("error", "zero_length", str(path), video_id,
                                 f"zero-length features (shape {shape})"))
-    if shape[1] != input_dim:
+    if input_dim is not None and shape[1] != input_dim:
         problems.append(Problem("error", "dim", str(path), video_id,
                                 f"feature dimension {shape[1]} differs from dataset.input_dim {input_dim} "
                                 f"(shape {shape}; files hold (T, C) arrays)"))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from tal_lab.data.actionformer import build_dataset
+from tal_lab.data.build import build_dataset
 from tal_lab.data.batching import collate_videos
 
 __all__ = ["seed_worker", "make_data_loader", "build_data_loader"]

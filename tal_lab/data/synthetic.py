@@ -8,7 +8,9 @@
 
 so the real loader path (``dataset_name: synthetic`` reads like THUMOS14) is what runs, and
 ``tal-lab data validate out`` needs nothing else. The same seed gives the same bytes in the
-JSON and in every feature file (the config holds the absolute paths of ``out``).
+JSON, in every feature file and in the config: its data paths are relative to the config's own
+folder (``dataset.paths_relative_to: config``, :mod:`tal_lab.config.paths`), so the folder
+can be copied or moved whole.
 
 Features mimic I3D features of THUMOS14: 30 fps, one feature per 4 frames from 16-frame
 windows. Feature ``t`` averages what its window [4t, 4t + 16) frames sees, so signals ramp over
@@ -44,6 +46,9 @@ FEAT_STRIDE = THUMOS_I3D["dataset"]["feat_stride"]
 NUM_FRAMES = THUMOS_I3D["dataset"]["num_frames"]
 # (subset name in the JSON, preset attribute with its size, id prefix), as in THUMOS14.
 SPLITS = (("Validation", "num_train_videos", "video_validation"), ("Test", "num_test_videos", "video_test"))
+# The generated files, relative to the output folder (and to its config.yaml).
+ANNOTATION_FILE = "annotations.json"
+FEATURE_FOLDER = "features"
 # Independent random streams, so that e.g. the noise does not change when a knob moves events.
 _STREAM_PATTERNS, _STREAM_ROWS, _STREAM_LAYOUT, _STREAM_NOISE, _STREAM_VECTORS = range(5)
 
@@ -182,15 +187,14 @@ def _annotation_json(layouts: list[VideoLayout], stats: Mapping[str, Any], fps: 
     return {"version": "tal_lab synthetic THUMOS14-shaped benchmark", "database": database}
 
 
-def _config(out: Path, preset: SyntheticPreset, knobs: SyntheticKnobs, seed: int) -> dict[str, Any]:
+def _config(preset: SyntheticPreset, knobs: SyntheticKnobs, seed: int) -> dict[str, Any]:
     cfg = published_config("thumos")
     cfg["dataset_name"] = "synthetic"
-    cfg["dataset"].update({"json_file": str(out / "annotations.json"), "feat_folder": str(out / "features"),
+    cfg["dataset"].update({"json_file": ANNOTATION_FILE, "feat_folder": FEATURE_FOLDER, "paths_relative_to": "config",
                            "input_dim": preset.input_dim, "max_seq_len": preset.max_seq_len,
                            "synthetic": {"preset": preset.name, "seed": seed, "knobs": knobs.to_dict()}})
     for section in ("model", "opt", "loader", "train_cfg", "engine"):
         cfg.setdefault(section, {}).update(dict(getattr(preset, section)))
-    cfg["output_folder"] = str(out / "runs")
     return load_config(cfg)
 
 
@@ -212,19 +216,19 @@ def generate_synthetic(
     preset = get_preset(preset) if isinstance(preset, str) else preset
     knobs = knobs if isinstance(knobs, SyntheticKnobs) else knobs_from_mapping(knobs)
     out = Path(out).resolve()
-    (out / "features").mkdir(parents=True, exist_ok=True)
+    (out / FEATURE_FOLDER).mkdir(parents=True, exist_ok=True)
     stats = load_thumos14_stats()
     layouts = _layouts(preset, knobs, seed, stats)
     patterns = class_patterns(len(stats["classes"]), preset.input_dim, knobs, seed)
     for index, (key, layout) in enumerate(layouts):
         feats = synthesize_features(layout, patterns, knobs, seed, key)
-        np.save(out / "features" / f"{layout.video_id}.npy", feats)
+        np.save(out / FEATURE_FOLDER / f"{layout.video_id}.npy", feats)
         if progress and (index + 1) % 50 == 0:
             print(f"  {index + 1}/{len(layouts)} videos", flush=True)
     annotations = _annotation_json([layout for _, layout in layouts], stats, FPS)
-    (out / "annotations.json").write_text(json.dumps(annotations, indent=1, sort_keys=True) + "\n")
+    (out / ANNOTATION_FILE).write_text(json.dumps(annotations, indent=1, sort_keys=True) + "\n")
     config_path = out / "config.yaml"
-    dump_config(_config(out, preset, knobs, seed), config_path)
+    dump_config(_config(preset, knobs, seed), config_path)
     return config_path
 
 
@@ -232,7 +236,7 @@ def dataset_digest(folder: str | Path) -> str:
     """SHA-256 over the annotation JSON and every feature file (names and bytes), in name order."""
     folder = Path(folder)
     digest = hashlib.sha256()
-    for path in [folder / "annotations.json", *sorted((folder / "features").iterdir())]:
+    for path in [folder / ANNOTATION_FILE, *sorted((folder / FEATURE_FOLDER).iterdir())]:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -8,7 +8,8 @@ Facts from ActionFormer's ``libs/datasets`` (the release this project follows):
   least one action whose overlap with the window (widened by the half-window offset on both
   sides) is at least ``trunc_thresh`` of its length; kept segments are clipped to the widened
   window and shifted by the window start. Random draws use ``rng.randint`` (both ends
-  inclusive), as the reference uses python's ``random``.
+  inclusive), as the reference uses python's ``random``. TriDet's copy uses the window itself,
+  not widened: ``trunc_window='clipped'`` (the recipe option ``dataset.trunc_window``).
 * ``resize_features``: linear interpolation of (C, T) features to a fixed length
   (``align_corners=False``), ActivityNet's ``force_upsampling``.
 """
@@ -22,7 +23,10 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["truncate_video", "resize_features", "drop_segments_past_features", "MAX_TRUNCATION_TRIALS"]
+from tal_lab.config.dialects import TRUNC_WINDOWS
+
+__all__ = ["truncate_video", "resize_features", "drop_segments_past_features", "clip_segments_to_features",
+           "MAX_TRUNCATION_TRIALS"]
 
 # ActionFormer's truncate_feats tries this many windows before keeping the last one.
 MAX_TRUNCATION_TRIALS = 200
@@ -36,6 +40,7 @@ def truncate_video(
     crop_ratio: tuple[float, float] | list[float] | None,
     rng: random.Random,
     max_num_trials: int = MAX_TRUNCATION_TRIALS,
+    trunc_window: str = "widened",
 ) -> dict[str, Any]:
     """Randomly truncate a training video dict (features, segments, labels); returns a new dict.
 
@@ -44,11 +49,16 @@ def truncate_video(
         offset_grid: the half-window offset in grid steps (0.5 * num_frames / feat_stride);
             a feature at the window's edge still sees this far past it.
         rng: the dataset's random generator (seeded per DataLoader worker).
+        trunc_window: 'widened' (ActionFormer): overlaps and kept segments use the window
+            widened by ``offset_grid`` on both sides; 'clipped' (TriDet): the window itself.
 
     Shapes:
         video['feats']: (C, T) -> (C, T') with T' <= max(max_seq_len, T).
         video['segments']: (N, 2) -> (N', 2); video['labels']: (N,) -> (N',).
     """
+    if trunc_window not in TRUNC_WINDOWS:
+        raise ValueError(f"dataset.trunc_window must be one of {TRUNC_WINDOWS}, got {trunc_window!r}")
+    widening = offset_grid if trunc_window == "widened" else 0.0
     feats: Tensor = video["feats"]
     feat_len = feats.shape[1]
     target_len = max_seq_len
@@ -64,8 +74,8 @@ def truncate_video(
     for _ in range(max_num_trials):
         start = rng.randint(0, feat_len - target_len)
         window = torch.as_tensor([start, start + target_len], dtype=torch.float32)
-        left = torch.maximum(window[0] - offset_grid, segments[:, 0])
-        right = torch.minimum(window[1] + offset_grid, segments[:, 1])
+        left = torch.maximum(window[0] - widening, segments[:, 0])
+        right = torch.minimum(window[1] + widening, segments[:, 1])
         inter_ratio = (right - left).clamp(min=0) / seg_len
         keep = inter_ratio >= trunc_thresh
         if bool(keep.any()):
@@ -105,3 +115,14 @@ def drop_segments_past_features(
     inside = (torch.clamp(ends, max=video_len) - starts) / (ends - starts)
     keep = (starts < video_len) & (inside >= trunc_thresh)
     return segments[keep].clamp(max=video_len), labels[keep]
+
+
+def clip_segments_to_features(segments: Tensor, labels: Tensor, feat_len: int) -> tuple[Tensor, Tensor]:
+    """TriDet's HACS training fix-up: drop actions starting at or after the last feature step
+    (``feat_len``), clip the others to it (no half-window offset, no overlap threshold).
+
+    Shapes:
+        segments: (N, 2) grid units; labels: (N,) -> (N', 2), (N',).
+    """
+    keep = segments[:, 0] < feat_len
+    return segments[keep].clamp(max=feat_len), labels[keep]

@@ -3,7 +3,10 @@
 Settings come from a config (given, or ``config.yaml`` in the folder, as the synthetic
 generator writes it) or, without one, are inferred from the folder: the annotation JSON, the
 feature folder, file extension and prefix, input_dim, and feat_stride / num_frames fitted from
-the feature lengths.
+the feature lengths. With a config, the feature files are looked up where the dataset class
+loads them (:class:`~tal_lab.data.layout.FeatureLayout`: Ego4D's several folders, HACS's
+per-split folders), and a data path outside the validated folder is a warning: the files
+checked are not the folder's own (a copied folder whose config still points at the original).
 
 The length check catches the commonest cause of near-zero mAP, a wrong fps, feat_stride or
 num_frames: a video of N = duration x fps frames has between (N - num_frames) / feat_stride + 1
@@ -21,8 +24,10 @@ from typing import Any, Mapping
 
 from tal_lab.config import load_config
 from tal_lab.data.annotations import MISSING_DURATION_SEC, VideoRecord, load_database, parse_annotations
+from tal_lab.data.build import DATASETS
 from tal_lab.data.errors import DataError, Problem, format_problems
-from tal_lab.data.features import check_features, feature_path, feature_shape
+from tal_lab.data.features import feature_path, feature_shape
+from tal_lab.data.layout import FeatureLayout
 from tal_lab.data.lengths import LengthCheck, check_lengths
 
 __all__ = ["ValidationReport", "validate_dataset", "resolve_settings"]
@@ -116,8 +121,9 @@ def resolve_settings(path: str | Path, config: str | Path | Mapping[str, Any] | 
     """The dataset settings to check ``path`` with, and where they came from.
 
     Returns:
-        (settings, source): settings holds dataset_name, the config's ``dataset`` keys and
-        ``splits`` (None: every subset); source describes the config or says 'inferred'.
+        (settings, source): settings holds dataset_name, the config's ``dataset`` keys,
+        ``splits`` (None: every subset) and, from a config, ``train_split`` / ``val_split``;
+        source describes the config or says 'inferred'.
     """
     folder = Path(path)
     if config is None and folder.is_file() and folder.suffix in (".yaml", ".yml"):
@@ -128,10 +134,13 @@ def resolve_settings(path: str | Path, config: str | Path | Mapping[str, Any] | 
         cfg = load_config(config)
         settings = dict(cfg["dataset"])
         settings["dataset_name"] = cfg["dataset_name"]
-        settings["splits"] = list(cfg["train_split"]) + list(cfg["val_split"])
+        settings["train_split"], settings["val_split"] = list(cfg["train_split"]), list(cfg["val_split"])
+        settings["splits"] = settings["train_split"] + settings["val_split"]
         base = Path(config).parent if not isinstance(config, Mapping) else folder
-        for key in ("json_file", "feat_folder"):
-            settings[key] = str(_locate(settings[key], base, folder))
+        settings["json_file"] = str(_locate(settings["json_file"], base, folder))
+        feat = settings["feat_folder"]
+        settings["feat_folder"] = ([str(_locate(f, base, folder)) for f in feat] if isinstance(feat, (list, tuple))
+                                   else str(_locate(feat, base, folder)))
         source = f"from {config}" if not isinstance(config, Mapping) else "from the given config"
         return settings, source
     jsons = _find_jsons(folder)
@@ -173,6 +182,9 @@ def validate_dataset(
     """
     settings, source = resolve_settings(path, config)
     report = ValidationReport(Path(path), settings, source)
+    inferred = settings["splits"] is None
+    if not inferred:
+        report.problems += _outside_folder(settings, _validated_folder(Path(path)))
     json_file = settings["json_file"]
     if json_file is None:
         report.problems.append(Problem("error", "missing_json", str(path), None,
@@ -187,31 +199,78 @@ def validate_dataset(
         report.problems.append(Problem("error", "missing_json" if isinstance(err, FileNotFoundError) else "json",
                                        str(json_file), None, str(err)))
         return report
-    inferred = settings["splits"] is None
     if inferred:
         _infer_from_data(settings, database)
     splits = settings["splits"] or sorted({str(v.get("subset")) for v in database.values() if isinstance(v, dict)})
-    name = settings["dataset_name"]
+    dataset_class = DATASETS[settings["dataset_name"]]
+    rules = dataset_class.annotation_rules(settings)
     parsed = parse_annotations(database, json_file, splits, int(settings["num_classes"] or 1), settings["default_fps"],
-                               exact_label_map=name in ("thumos", "anet") and not inferred,
-                               drop_duplicates=name == "anet",
-                               single_class=name == "anet" and settings["num_classes"] == 1)
+                               **{**rules, "exact_label_map": rules["exact_label_map"] and not inferred})
     report.problems += parsed.problems
     report.num_labels = len(parsed.label_map)
     for video in parsed.videos:
         report.videos_per_subset[video.subset] = report.videos_per_subset.get(video.subset, 0) + 1
-    feat_folder = settings["feat_folder"]
-    if feat_folder is None or not Path(feat_folder).is_dir():
-        report.problems.append(Problem("error", "missing_feat_folder", str(feat_folder or path), None,
-                                       "feature folder does not exist (dataset.feat_folder)"))
-        return report
-    if inferred and settings["input_dim"] is None:
+    if inferred and settings["feat_folder"] is not None and Path(settings["feat_folder"]).is_dir() \
+            and settings["input_dim"] is None:
         _infer_features(settings, parsed.videos)
-    lengths = _check_feature_files(report, settings, parsed.videos, check_values)
+    if settings["feat_folder"] is None:
+        report.problems.append(Problem("error", "missing_feat_folder", str(path), None,
+                                       "no feature folder found (dataset.feat_folder)"))
+        return report
+    layouts = _layouts(settings, dataset_class)
+    missing = sorted({str(f) for layout in layouts.values() for f in layout.missing_folders()})
+    if missing:
+        report.problems += [Problem("error", "missing_feat_folder", f, None,
+                                    "feature folder does not exist (dataset.feat_folder)") for f in missing]
+        return report
+    lengths = _check_feature_files(report, layouts, parsed.videos, check_values)
     report.lengths = check_lengths(lengths, settings, fitted=inferred)
     report.problems += report.lengths.problems(str(json_file))
     report.suggestions += report.lengths.suggestions
     return report
+
+
+def _validated_folder(path: Path) -> Path:
+    """The folder ``validate`` checks: PATH, or the folder of a config YAML given as PATH."""
+    return path.parent if path.is_file() and path.suffix in (".yaml", ".yml") else path
+
+
+def _outside_folder(settings: Mapping[str, Any], folder: Path) -> list[Problem]:
+    """A warning for each data path of the config that lies outside the validated folder."""
+    feat = settings["feat_folder"]
+    paths = [("json_file", settings["json_file"])] + [
+        ("feat_folder", f) for f in (feat if isinstance(feat, (list, tuple)) else [feat])]
+    root = folder.resolve()
+    problems = []
+    for key, value in paths:
+        if value is None:
+            continue
+        resolved = Path(str(value)).resolve()
+        if resolved != root and root not in resolved.parents:
+            problems.append(Problem(
+                "warning", "outside_folder", str(value), None,
+                f"dataset.{key} lies outside the validated folder {folder}, so the files checked are not "
+                f"the folder's own (a copied folder whose config still names the original?)"))
+    return problems
+
+
+def _layouts(settings: Mapping[str, Any], dataset_class: Any) -> dict[str, FeatureLayout]:
+    """The feature layout of each subset to check (lower-case subset name -> layout; '' for any)."""
+    if settings.get("train_split") is None:
+        layout = FeatureLayout((Path(str(settings["feat_folder"])),), settings["file_prefix"] or "",
+                               str(settings["file_ext"]), (_as_dim(settings["input_dim"]),),
+                               _as_dim(settings["input_dim"]) or 0)
+        return {"": layout}
+    layouts = {}
+    # Later entries win: a subset in both lists is read from the training layout, as training reads it.
+    for split in (settings["val_split"], settings["train_split"]):
+        layout = dataset_class.feature_layout(settings, split)
+        layouts.update({name.lower(): layout for name in split})
+    return layouts
+
+
+def _as_dim(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _infer_from_data(settings: dict[str, Any], database: Mapping[str, Any]) -> None:
@@ -232,15 +291,13 @@ def _infer_features(settings: dict[str, Any], videos: list[VideoRecord]) -> None
 
 
 def _check_feature_files(
-    report: ValidationReport, settings: Mapping[str, Any], videos: list[VideoRecord], check_values: bool
+    report: ValidationReport, layouts: Mapping[str, FeatureLayout], videos: list[VideoRecord], check_values: bool
 ) -> list[tuple[VideoRecord, int]]:
     lengths = []
-    input_dim = int(settings["input_dim"] or 0)
     for video in videos:
-        path = feature_path(settings["feat_folder"], settings["file_prefix"], video.video_id, settings["file_ext"])
-        num_steps, problems = check_features(path, video.video_id, input_dim, check_values)
+        layout = layouts.get(video.subset.lower()) or layouts[""]
+        num_steps, problems = layout.check(video.video_id, check_values)
         report.problems += problems
         if num_steps is not None and video.duration_sec != MISSING_DURATION_SEC:
             lengths.append((video, num_steps))
     return lengths
-

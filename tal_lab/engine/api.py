@@ -30,7 +30,7 @@ from tal_lab.data.features import read_features
 from tal_lab.data.transforms import resize_features
 from tal_lab.engine import components
 from tal_lab.engine.checkpoints.official import load_checkpoint
-from tal_lab.engine.checkpoints.training_state import load_training_checkpoint
+from tal_lab.engine.checkpoints.training_state import load_training_checkpoint, previous_checkpoint_path
 from tal_lab.engine.distributed import (
     DistContext, broadcast_object, init_distributed, resolve_device, shutdown_distributed)
 from tal_lab.engine.evaluator import EvalResult, run_inference
@@ -100,7 +100,8 @@ def _prepare_run_dir(run_dir: Path, cfg: dict[str, Any], resume: bool) -> str:
                 + "; ".join(diffs[:10]))
     if run_status(run_dir) == "finished":
         return "done"
-    return "resume" if (run_dir / RUN_FILES["checkpoint"]).is_file() else "fresh"
+    checkpoint = run_dir / RUN_FILES["checkpoint"]
+    return "resume" if checkpoint.is_file() or previous_checkpoint_path(checkpoint).is_file() else "fresh"
 
 
 def _loss_weight(value: Any) -> float | str:
@@ -153,8 +154,8 @@ def train(
             whatever the config's ``output_folder`` says, so every command shares one store.
         run_name: folder name; default ``{dataset}-{backbone}-{neck}-{head}-lw{lw}-e{epochs}-s{seed}``.
         resume: continue the run in that folder from its last checkpoint (a finished run is
-            returned as is; a folder without checkpoint restarts). Without it an existing
-            folder is an error.
+            returned as is; a folder without checkpoint restarts; an unreadable last.pt falls
+            back to last.prev.pt with a warning). Without it an existing folder is an error.
         progress: show progress bars; default ``engine.progress``.
         overrides: ``key=value`` strings or a nested dict applied to ``cfg``.
         stop_after_epochs: stop (as if killed) once this many epochs are done; the run stays
@@ -192,9 +193,9 @@ def train(
         try:
             trainer = Trainer(cfg, run_dir, ctx, progress=show)
             if decision == "resume":
-                trainer.load_state(run_dir / RUN_FILES["checkpoint"])
+                used = trainer.load_state(run_dir / RUN_FILES["checkpoint"])
                 trainer.truncate_logs()
-                log.info("resuming %s after epoch %d", run_dir, trainer.epochs_done)
+                log.info("resuming %s after epoch %d (from %s)", run_dir, trainer.epochs_done, used.name)
             if ctx.is_main:
                 dump_config(trainer.cfg, run_dir / RUN_FILES["config"])
                 _update_info(run_dir, num_params=trainer.num_params)
@@ -278,7 +279,10 @@ def _video_from_features(
 ) -> dict[str, Any]:
     """One video dict from a feature file, with the dataset's conversions (downsampling, resizing)."""
     ds = cfg["dataset"]
-    feats, problems = read_features(path, path.stem, int(ds["input_dim"]))
+    # Ego4D lists each feature folder's channels; detect reads one file holding them concatenated.
+    dims = ds["input_dim"]
+    input_dim = sum(int(d) for d in dims) if isinstance(dims, (list, tuple)) else int(dims)
+    feats, problems = read_features(path, path.stem, input_dim)
     raise_errors(problems, f"features {path}")
     assert feats is not None
     if duration is None:
@@ -310,7 +314,8 @@ def detect(
 
     Args:
         features_path: ``.npy`` of shape (T, C) or ``.npz`` with key ``feats``; C must equal
-            ``dataset.input_dim``.
+            ``dataset.input_dim`` (its sum when it lists several feature folders: one file
+            holding them concatenated, in order).
         fps, feat_stride, num_frames: the features' frame rate, stride and window (frames);
             default ``dataset.default_fps`` / ``feat_stride`` / ``num_frames`` of the config.
         duration: the video's length in seconds (detections are clipped to it); default the

@@ -11,6 +11,7 @@ evaluator reads from the annotation JSON.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tal_lab.core.autocast import autocast
-from tal_lab.evaluation import detections_to_frame, mean_average_precision, read_ground_truth_json
+from tal_lab.evaluation import (class_agnostic, detections_to_frame, mean_average_precision, official_label_space,
+                                read_ground_truth_json)
 
 __all__ = [
     "PRED_COLUMNS",
@@ -35,7 +37,10 @@ __all__ = [
     "load_external_scores",
     "fuse_external_scores",
     "score_detections",
+    "agnostic_ground_truth",
 ]
+
+log = logging.getLogger(__name__)
 
 PRED_COLUMNS = ["video-id", "t-start", "t-end", "label", "score"]
 
@@ -49,6 +54,8 @@ _TIOUS = {
     "synthetic": np.linspace(0.3, 0.7, 5),
     "anet": np.linspace(0.5, 0.95, 10),
     "epic": np.linspace(0.1, 0.5, 5),
+    "ego4d": np.linspace(0.1, 0.5, 5),
+    "hacs": np.linspace(0.5, 0.95, 10),
 }
 
 
@@ -228,16 +235,45 @@ def fuse_external_scores(
     return pd.concat(rows, ignore_index=True)[PRED_COLUMNS]
 
 
+def agnostic_ground_truth(cfg: Mapping[str, Any], ground_truth: pd.DataFrame) -> pd.DataFrame:
+    """The ground truth a detector with ``num_classes: 1`` is scored against: every label 0
+    (proposals), unless external classification scores (``test_cfg.ext_score_file``) give the
+    detections their classes; other detectors keep the ground truth as it is.
+
+    ActionFormer's evaluator would score the label-0 detections against the first of the
+    ground truth's renumbered classes and average over all of them (a meaningless number);
+    tal_lab scores the proposals, class-agnostic (docs/evaluation.md).
+    """
+    if int(cfg["dataset"]["num_classes"]) != 1 or cfg["test_cfg"]["ext_score_file"]:
+        return ground_truth
+    log.info("num_classes 1 without test_cfg.ext_score_file: scoring class-agnostic proposals "
+             "(every ground-truth label counts as 0)")
+    return class_agnostic(ground_truth)
+
+
 def score_detections(
     ground_truth: pd.DataFrame,
     detections: pd.DataFrame,
     tiou_thresholds: Sequence[float],
     num_classes: int,
+    label_space: str = "corrected",
 ) -> tuple[list[float], float, dict[int, list[float]]]:
-    """mAP per threshold (fractions), their average and per-class AP over label ids 0..C-1.
+    """mAP per threshold (fractions), their average and per-class AP by class id.
 
-    Classes without ground truth get AP NaN and stay out of the mean (the official rule).
+    ``label_space`` (``dataset.eval_label_space``): 'corrected' scores label ids 0..C-1, and
+    classes without ground truth get AP NaN and stay out of the mean; 'official' relabels as
+    ActionFormer's evaluator (:func:`tal_lab.evaluation.official_label_space`), which
+    reproduces its numbers where a class has no ground truth (EPIC-Kitchens).
     """
-    result = mean_average_precision(ground_truth, detections, tiou_thresholds, labels=list(range(num_classes)))
-    per_class = {int(label): [float(a) for a in result.ap_per_class[:, i]] for i, label in enumerate(result.labels)}
+    if label_space == "official":
+        relabelled = official_label_space(ground_truth, detections)
+        result = mean_average_precision(relabelled.ground_truth, relabelled.predictions, tiou_thresholds,
+                                        labels=list(range(len(relabelled.original))))
+        ids = relabelled.original
+    elif label_space == "corrected":
+        result = mean_average_precision(ground_truth, detections, tiou_thresholds, labels=list(range(num_classes)))
+        ids = list(result.labels)
+    else:
+        raise ValueError(f"label_space must be 'corrected' or 'official', got {label_space!r}")
+    per_class = {int(ids[i]): [float(a) for a in result.ap_per_class[:, i]] for i in range(len(ids))}
     return [float(m) for m in result.mAP], float(result.average_mAP), per_class

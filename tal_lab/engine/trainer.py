@@ -3,8 +3,13 @@
 Per iteration (ActionFormer's ``train_one_epoch``): zero the gradients, forward the batch of
 video dicts, back-propagate ``final_loss``, clip the gradient L2 norm when
 ``train_cfg.clip_grad_l2norm`` is set (None: no clipping), step the optimiser, step the per-iteration schedule, update
-the EMA. Per epoch: evaluate when the epoch is listed in ``engine.eval_epochs`` (and always
-after the last), append the epoch's record, then save ``checkpoints/last.pt`` atomically.
+the EMA. Per epoch: save ``checkpoints/last.pt`` atomically, then evaluate when the epoch is
+listed in ``engine.eval_epochs`` (and always after the last), then append the epoch's record.
+
+The checkpoint is written before the epoch is evaluated, so an evaluation that raises leaves
+``last.pt`` at that epoch, with the epoch's record; resuming evaluates and logs it. The previous
+checkpoint is kept as ``last.prev.pt``, and a resume from an unreadable ``last.pt`` (truncated
+copy, disk error) falls back to it with a warning.
 
 Evaluation runs with every random generator saved and restored, so evaluating (or not) never changes the
 training that follows, and a run stopped after any epoch and resumed ends with the same
@@ -33,12 +38,12 @@ from tal_lab import __version__
 from tal_lab.config import apply_overrides
 from tal_lab.engine import components
 from tal_lab.engine.checkpoints.training_state import (
-    atomic_torch_save, capture_rng_state, load_training_checkpoint, restore_rng_state)
+    atomic_torch_save, capture_rng_state, load_resumable_checkpoint, restore_rng_state)
 from tal_lab.engine.distributed import DistContext, barrier, unwrap, wrap_ddp
 from tal_lab.engine.ema import ModelEMA
 from tal_lab.engine.evaluator import (
-    EvalResult, ground_truth_for, run_inference, score_detections, tiou_thresholds_for, videos_to_device,
-    fuse_external_scores, load_external_scores)
+    EvalResult, agnostic_ground_truth, ground_truth_for, run_inference, score_detections, tiou_thresholds_for,
+    videos_to_device, fuse_external_scores, load_external_scores)
 from tal_lab.engine.optim import build_optimizer, build_scheduler, current_lr, total_epochs
 from tal_lab.engine.progress import format_epoch_line, progress_mode
 from tal_lab.core.atomic_io import append_jsonl, read_jsonl, rewrite_jsonl, write_csv_atomic, write_json_atomic
@@ -78,7 +83,7 @@ def evaluate_detector(
     start = time.perf_counter()
     amp = cfg["engine"]["amp"] if device.type == "cuda" else "none"
     detections, num_videos, infer_seconds = run_inference(model, loader, device, amp, progress, total=len(loader))
-    ground_truth = ground_truth_for(cfg, dataset)
+    ground_truth = agnostic_ground_truth(cfg, ground_truth_for(cfg, dataset))
     num_labels = int(cfg["dataset"]["num_classes"])
     fused = cfg["test_cfg"]["ext_score_file"]
     if fused:
@@ -87,7 +92,8 @@ def evaluate_detector(
         # Fused labels index the external classifier's classes, not the detector's.
         num_labels = max(num_labels, max(len(s) for s in scores.values()), int(ground_truth["label"].max()) + 1)
     tious = tiou_thresholds_for(cfg, dataset)
-    mean_ap, average, per_class = score_detections(ground_truth, detections, tious, num_labels)
+    mean_ap, average, per_class = score_detections(ground_truth, detections, tious, num_labels,
+                                                   cfg["dataset"]["eval_label_space"])
     return EvalResult(tiou_thresholds=tious, mAP=mean_ap, average_mAP=average, per_class_ap=per_class,
                       detections=detections, weights=weights, checkpoint_epoch=checkpoint_epoch,
                       seconds=time.perf_counter() - start, inference_seconds=infer_seconds,
@@ -161,6 +167,8 @@ class Trainer:
         self.eval_weights = self.engine_cfg["eval_weights"] if self.use_ema else "model"
         self.epochs_done = 0
         self.global_step = 0
+        # The record of the checkpointed epoch, read back on resume (see _finish_pending_epoch).
+        self.pending_record: dict[str, Any] | None = None
         self._tb: Any = None
 
         seed = int(cfg["init_rand_seed"])
@@ -201,13 +209,14 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.run_dir / RUN_FILES["checkpoint"]
 
-    def state(self) -> dict[str, Any]:
-        """Everything needed to continue this run exactly."""
+    def state(self, record: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Everything needed to continue this run exactly; ``record`` is the last epoch's log
+        record, kept until the epoch is evaluated and logged."""
         state: dict[str, Any] = {
             "epoch": self.epochs_done - 1, "epochs_done": self.epochs_done, "global_step": self.global_step,
             "state_dict": self.detector.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "rng": capture_rng_state(self.train_loader),
-            "tal_lab_version": __version__,
+            "tal_lab_version": __version__, "epoch_record": None if record is None else dict(record),
         }
         if self.ema is not None:
             state["state_dict_ema"] = self.ema.state_dict()
@@ -223,9 +232,14 @@ class Trainer:
             rng["dataset"] = {"version": version, "state": list(mt), "gauss_next": gauss}
         return state
 
-    def load_state(self, path: Path) -> None:
-        """Continue from a checkpoint written by :meth:`save` (weights, optimiser, schedule, RNG)."""
-        state = load_training_checkpoint(path, map_location=self.device)
+    def load_state(self, path: Path) -> Path:
+        """Continue from a checkpoint written by :meth:`save` (weights, optimiser, schedule, RNG).
+
+        An unreadable ``path`` falls back to the previous checkpoint kept beside it, with a
+        warning naming both (:func:`~tal_lab.engine.checkpoints.training_state.load_resumable_checkpoint`).
+        Returns the file resumed from.
+        """
+        state, used = load_resumable_checkpoint(path, map_location=self.device)
         self.detector.load_state_dict(state["state_dict"])
         if self.ema is not None:
             self.ema.load_state_dict(state.get("state_dict_ema", state["state_dict"]))
@@ -238,6 +252,7 @@ class Trainer:
             normalizer.load_state_dict(state["loss_normalizer"])
         self.epochs_done = int(state["epochs_done"])
         self.global_step = int(state["global_step"])
+        self.pending_record = state.get("epoch_record")
         rng = state["rng"]
         restore_rng_state(rng, self.train_loader)
         dataset_rng = getattr(self.train_set, "rng", None)
@@ -246,13 +261,15 @@ class Trainer:
             dataset_rng.setstate((d["version"], tuple(d["state"]), d["gauss_next"]))
         if self.ctx.enabled:
             torch.manual_seed(int(self.cfg["init_rand_seed"]) + self.ctx.rank + self.epochs_done)
+        return used
 
-    def save(self, eval_epoch: bool) -> None:
-        """Write last.pt (and epoch_XXX.pt, weights only, at evaluated epochs) on rank 0."""
+    def save(self, eval_epoch: bool, record: Mapping[str, Any] | None = None) -> None:
+        """Write last.pt, keeping the one before as last.prev.pt (and epoch_XXX.pt, weights only,
+        at evaluated epochs) on rank 0; ``record`` is the epoch's log record."""
         if not self.ctx.is_main:
             return
-        state = self.state()
-        atomic_torch_save(state, self.checkpoint_path)
+        state = self.state(record)
+        atomic_torch_save(state, self.checkpoint_path, keep_previous=True)
         if eval_epoch and self.epochs_done != self.total_epochs:
             weights = {k: state[k] for k in ("epoch", "epochs_done", "state_dict", "state_dict_ema") if k in state}
             atomic_torch_save(weights, self.checkpoint_path.parent / f"epoch_{self.epochs_done:03d}.pt")
@@ -383,13 +400,54 @@ class Trainer:
             line += f"; average mAP {100 * record['eval']['average_mAP']:.2f}%"
         print(line, flush=True)
 
+    def _finish_epoch(self, record: dict[str, Any]) -> EvalResult | None:
+        """Evaluate a checkpointed epoch when it is listed, then log it (epochs.jsonl, and the
+        final files after the last epoch); returns its evaluation (rank 0), else None."""
+        epoch = int(record["epoch"])
+        epochs_path = self.run_dir / RUN_FILES["epochs"]
+        result = None
+        if epoch in self.eval_epochs:
+            if self.ctx.is_main:
+                result = self.evaluate()
+                record["eval"] = {k: v for k, v in result.summary().items()
+                                  if k in ("tiou_thresholds", "mAP", "average_mAP", "weights", "num_videos",
+                                           "seconds_per_video")}
+                record["eval"]["seconds"] = result.seconds
+                log.info("epoch %d: average mAP %.2f%% (%s weights)", epoch, 100 * result.average_mAP, result.weights)
+                writer = self._tensorboard()
+                if writer is not None:
+                    writer.add_scalar("validation/average_mAP", result.average_mAP, epoch)
+                if epoch == self.total_epochs:
+                    earlier = [r for r in read_jsonl(epochs_path) if r["epoch"] < epoch]
+                    self._write_final(result, earlier + [record])
+            barrier(self.ctx)
+        if self.ctx.is_main:
+            append_jsonl(epochs_path, [record])
+        return result
+
+    def _finish_pending_epoch(self) -> EvalResult | None:
+        """After a resume: finish the checkpointed epoch that was never logged (its evaluation
+        raised, or the run was killed during it)."""
+        record = self.pending_record
+        self.pending_record = None
+        if record is None or int(record["epoch"]) != self.epochs_done:
+            return None
+        if any(int(r.get("epoch", 0)) == self.epochs_done for r in read_jsonl(self.run_dir / RUN_FILES["epochs"])):
+            return None
+        log.info("epoch %d was checkpointed but not logged; finishing it (evaluation, log)", self.epochs_done)
+        return self._finish_epoch(record)
+
     def fit(self, stop_after_epochs: int | None = None) -> EvalResult | None:
         """Train from ``epochs_done`` to the end (or stop after ``stop_after_epochs`` in total).
 
+        Each epoch is checkpointed before it is evaluated, so an evaluation that raises never
+        costs the epoch: the checkpoint holds the epoch's record, and a resumed run evaluates
+        and logs it before training on.
+
         Returns the final evaluation (rank 0), or None when stopped early / on other ranks.
         """
-        epochs_path = self.run_dir / RUN_FILES["epochs"]
-        final: EvalResult | None = None
+        pending = self._finish_pending_epoch()
+        final = pending if self.epochs_done == self.total_epochs else None
         epochs_timed: list[float] = []
         outer = tqdm(total=self.total_epochs, initial=self.epochs_done, desc="training", unit="epoch",
                      disable=not self.progress, dynamic_ncols=True)
@@ -397,27 +455,11 @@ class Trainer:
             for epoch in range(self.epochs_done + 1, self.total_epochs + 1):
                 record = self.train_epoch(epoch)
                 self.epochs_done = epoch
-                if epoch in self.eval_epochs:
-                    if self.ctx.is_main:
-                        result = self.evaluate()
-                        record["eval"] = {k: v for k, v in result.summary().items()
-                                          if k in ("tiou_thresholds", "mAP", "average_mAP", "weights",
-                                                   "num_videos", "seconds_per_video")}
-                        record["eval"]["seconds"] = result.seconds
-                        log.info("epoch %d: average mAP %.2f%% (%s weights)", epoch, 100 * result.average_mAP,
-                                 result.weights)
-                        writer = self._tensorboard()
-                        if writer is not None:
-                            writer.add_scalar("validation/average_mAP", result.average_mAP, epoch)
-                        if epoch == self.total_epochs:
-                            final = result
-                            earlier = [r for r in read_jsonl(epochs_path) if r["epoch"] < epoch]
-                            self._write_final(result, earlier + [record])
-                    barrier(self.ctx)
-                if self.ctx.is_main:
-                    append_jsonl(epochs_path, [record])
-                self.save(eval_epoch=epoch in self.eval_epochs)
+                self.save(eval_epoch=epoch in self.eval_epochs, record=record)
                 barrier(self.ctx)
+                result = self._finish_epoch(record)
+                if epoch == self.total_epochs:
+                    final = result
                 outer.update(1)
                 outer.set_postfix(loss=f"{record['train'].get('final_loss', float('nan')):.3f}")
                 if self.progress_mode == "lines":

@@ -11,6 +11,7 @@ One job per module, lowest first:
 * :mod:`~tal_lab.evaluation.average_precision`, :mod:`~tal_lab.evaluation.recall`: AP, Recall@kx,
   recall at k;
 * :mod:`~tal_lab.evaluation.mean_ap`: :func:`mean_average_precision` and its :class:`MAPResult`;
+* :mod:`~tal_lab.evaluation.label_space`: ActionFormer's relabelling, class-agnostic scoring;
 * :mod:`~tal_lab.evaluation.bootstrap`, :mod:`~tal_lab.evaluation.significance`: uncertainty;
 * :mod:`~tal_lab.evaluation.baselines`: chance-level predictions.
 """
@@ -42,6 +43,7 @@ from tal_lab.evaluation.io import (
     read_predictions,
     read_video_info_json,
 )
+from tal_lab.evaluation.label_space import OfficialLabels, class_agnostic, official_label_space
 from tal_lab.evaluation.matching import (
     ACTIVITYNET_TIOU_THRESHOLDS,
     THUMOS14_TIOU_THRESHOLDS,
@@ -53,7 +55,19 @@ from tal_lab.evaluation.matching import (
 )
 from tal_lab.evaluation.mean_ap import MAPResult, mean_average_precision
 from tal_lab.evaluation.recall import RECALL_AT_K, RECALL_TOP_KX, recall_at_k, topkx_recall_per_class
-from tal_lab.evaluation.significance import paired_significance, run_detections, run_seed
+from tal_lab.evaluation.significance import (
+    MIN_SEEDS,
+    SIGNIFICANCE_COLUMNS,
+    SeedVideoResult,
+    SeedVideoTest,
+    combine_seed_and_video,
+    paired_significance,
+    run_detections,
+    run_maps,
+    seed_video_test,
+    student_t_quantile,
+    student_t_two_sided_p,
+)
 
 __all__ = [
     # files and frames
@@ -66,9 +80,13 @@ __all__ = [
     # AP, recall, mAP
     "interpolated_average_precision", "average_precision_per_class", "RECALL_TOP_KX", "RECALL_AT_K",
     "topkx_recall_per_class", "recall_at_k", "MAPResult", "mean_average_precision",
+    # label spaces
+    "OfficialLabels", "official_label_space", "class_agnostic",
     # uncertainty
     "video_weights", "resampled_map", "bootstrap_map", "paired_bootstrap", "BootstrapResult",
-    "PairedBootstrapResult", "paired_significance", "run_seed", "run_detections",
+    "PairedBootstrapResult", "paired_significance", "run_detections",
+    "MIN_SEEDS", "SIGNIFICANCE_COLUMNS", "SeedVideoResult", "SeedVideoTest", "combine_seed_and_video", "run_maps",
+    "seed_video_test", "student_t_two_sided_p", "student_t_quantile",
     # chance-level baselines
     "LabelPrior", "expected_matches", "prior_matched_predictions", "uniform_random_predictions",
     "relocated_predictions", "detection_counts",

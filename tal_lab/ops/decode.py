@@ -150,8 +150,9 @@ def suppress(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Suppression as ``test_cfg`` says: :func:`~tal_lab.ops.nms.batched_nms` with ActionFormer's
     options (nms_method 'soft' or 'hard', iou_threshold, min_score, max_seg_num, multiclass_nms,
-    nms_sigma, voting_thresh), sorted by decreasing score; with 'none', the candidates as they
-    are (level order, not capped), as ActionFormer's and TriDet's ``postprocessing`` leave them.
+    nms_sigma, voting_thresh) and ``voting_weights`` (the recipe option), sorted by decreasing
+    score; with 'none', the candidates as they are (level order, not capped), as ActionFormer's
+    and TriDet's ``postprocessing`` leave them.
 
     Shapes:
         as :func:`~tal_lab.ops.nms.batched_nms`.
@@ -163,6 +164,8 @@ def suppress(
         segments, scores, labels, iou_threshold=test_cfg["iou_threshold"], min_score=test_cfg["min_score"],
         max_seg_num=test_cfg["max_seg_num"], use_soft_nms=method == "soft", multiclass=test_cfg["multiclass_nms"],
         sigma=test_cfg["nms_sigma"], voting_thresh=test_cfg["voting_thresh"],
+        # a test_cfg of the reference itself (golden fixtures) has no such key: ActionFormer's weights
+        voting_weights=test_cfg.get("voting_weights", "score_iou"),
     )
 
 
@@ -189,7 +192,7 @@ def decode_video(
         scores, segments: per level, from the head (:func:`level_scores`, :func:`level_segments`).
         test_cfg: ActionFormer's ``test_cfg`` (pre_nms_thresh, pre_nms_topk, duration_thresh,
             nms_method 'soft' / 'hard' / 'none', iou_threshold, min_score, max_seg_num,
-            multiclass_nms, nms_sigma, voting_thresh).
+            multiclass_nms, nms_sigma, voting_thresh) and tal_lab's ``voting_weights``.
         video: the video's metadata: ``fps``, ``duration`` (s), ``feat_stride`` (frames per
             feature step), ``feat_num_frames`` (frames per feature window).
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tal_lab.config.dialects import VOTING_WEIGHTS
 from tal_lab.core.threads import single_threaded_on_cpu
 
 __all__ = [
@@ -371,30 +372,36 @@ def hard_nms(
 
 
 @single_threaded_on_cpu
-def segment_voting(nms_segments: Tensor, all_segments: Tensor, all_scores: Tensor, iou_threshold: float) -> Tensor:
+def segment_voting(nms_segments: Tensor, all_segments: Tensor, all_scores: Tensor, iou_threshold: float,
+                   weights: str = "score_iou") -> Tensor:
     """Refine each kept segment as the mean of all candidates overlapping it by IoU >=
-    iou_threshold, weighted by score x IoU (box voting; ActionFormer's ``seg_voting``, plain IoU
-    without the 1e-6).
+    iou_threshold (box voting, plain IoU without the 1e-6), each candidate weighted by
+    score x IoU (``weights='score_iou'``, ActionFormer's ``seg_voting``) or by its score alone
+    (``'score'``, TriDet's): ``test_cfg.voting_weights``.
 
     Shapes:
         nms_segments: (M, 2); all_segments: (N, 2); all_scores: (N,); returns (M, 2).
     """
+    if weights not in VOTING_WEIGHTS:
+        raise ValueError(f"test_cfg.voting_weights must be one of {VOTING_WEIGHTS}, got {weights!r}")
     start = torch.maximum(nms_segments[:, None, 0], all_segments[None, :, 0])
     end = torch.minimum(nms_segments[:, None, 1], all_segments[None, :, 1])
     inter = (end - start).clamp(min=0)  # (M, N)
     len_nms = nms_segments[:, 1] - nms_segments[:, 0]
     len_all = all_segments[:, 1] - all_segments[:, 0]
     iou = inter / (len_nms[:, None] + len_all[None, :] - inter)
-    weights = (iou >= iou_threshold).to(all_scores.dtype) * all_scores[None, :] * iou
-    weights = weights / weights.sum(dim=1, keepdim=True)
-    return weights @ all_segments
+    vote = (iou >= iou_threshold).to(all_scores.dtype) * all_scores[None, :]
+    if weights == "score_iou":
+        vote = vote * iou
+    vote = vote / vote.sum(dim=1, keepdim=True)
+    return vote @ all_segments
 
 
 @single_threaded_on_cpu
 def batched_nms(
     segments: Tensor, scores: Tensor, labels: Tensor, iou_threshold: float, min_score: float,
     max_seg_num: int, use_soft_nms: bool = True, multiclass: bool = True, sigma: float = 0.5,
-    voting_thresh: float | None = 0.75, soft_method: str = "gaussian",
+    voting_thresh: float | None = 0.75, soft_method: str = "gaussian", voting_weights: str = "score_iou",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """ActionFormer's ``batched_nms``: NMS per class (or class-agnostic), then the top
     ``max_seg_num`` by score.
@@ -402,7 +409,7 @@ def batched_nms(
     With ``multiclass``, each class is suppressed on its own and capped at ``max_seg_num``; the
     union is sorted by score and capped again. Class-agnostic NMS suppresses across labels and
     then, unless ``voting_thresh`` is None (the reference's ``<= 0``), replaces each kept segment
-    by its score-weighted vote (:func:`segment_voting`) over all candidates.
+    by its vote over all candidates (:func:`segment_voting`, weighted as ``voting_weights`` says).
 
     Returns:
         segments (M, 2), scores (M,), labels (M,), sorted by decreasing score, M <= max_seg_num.
@@ -426,7 +433,7 @@ def batched_nms(
     )
     kept_segments, kept_labels = segments[ids], labels[ids]
     if not multiclass and voting_thresh is not None:
-        kept_segments = segment_voting(kept_segments, segments, scores, voting_thresh)
+        kept_segments = segment_voting(kept_segments, segments, scores, voting_thresh, voting_weights)
     # torch.sort as the reference calls it, so that ties keep the reference's order on CPU
     order = kept_scores.sort(descending=True).indices[:max_seg_num]
     return kept_segments[order], kept_scores[order], kept_labels[order]

@@ -1,36 +1,49 @@
-"""Running a study plan: train through run_ablation.ipynb, analyse, export.
+"""Running a study plan: train through run_ablation.ipynb on every slot or on a cluster, analyse, export.
 
-:func:`run_study` executes a :class:`tal_lab.study.plan.StudyPlan`: each run executes
-``notebooks/run_ablation.ipynb`` with papermill in its own kernel, ``jobs`` at a time; runs
-already finished in the store are skipped and unfinished ones resume from their last checkpoint
-(the notebook trains with ``resume=True``), so a killed study continues where it stopped. A
-failed run is reported, not raised. Table IV's runs join the queue once Table I's are settled,
-on the best Table I configuration. Then the analysis notebooks run (also ``jobs`` at a time) and
-:func:`tal_lab.study.reports.export_reports` writes the HTML pages and the index.
+:func:`run_study` executes a :class:`tal_lab.study.plan.StudyPlan`. Each run is a
+:class:`tal_lab.study.jobs.TrainingJob` (``notebooks/run_ablation.ipynb`` through papermill, in
+its own kernel; through torchrun first with ``gpus_per_run`` > 1), placed on a device slot
+(:mod:`tal_lab.study.placement`) and started by a launcher (:mod:`tal_lab.study.launchers`):
+threads here (the default), submitit's local executor, or Slurm. Runs already finished in the
+store are skipped and unfinished ones resume from their last checkpoint (the notebook trains
+with ``resume=True``), so a killed study continues where it stopped; a run whose job is still
+alive (another study's, or queued on Slurm) is waited for, not started twice. A run whose job
+died mid-training (killed, not failed) is retried ``retries`` times from its checkpoint; a run
+that failed is reported, never skipped silently. Table IV's runs join the queue once Table I's
+are settled, on the best Table I configuration. Then the analysis notebooks run and the reports
+are exported (:class:`tal_lab.study.jobs.AnalysisJob`); on Slurm that is a job depending on the
+training array, and the submitting command returns at once (``tal-lab study --status`` follows).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from tal_lab.analysis.run_views import best_pair
-from tal_lab.config import load_config
 from tal_lab.engine.progress import format_seconds
-from tal_lab.runs import RUN_FILES, load_runs, run_status
-from tal_lab.study.params import base_config, check_device, project_root, resolve_path
-from tal_lab.study.reports import execute_notebook, export_reports, notebook_error
-from tal_lab.study.plan import (ANALYSIS_NOTEBOOKS, TABLE1_CONFIGURATIONS, TABLE4_HEADS, RunSpec, StudyPlan,
-                                table4_specs)
+from tal_lab.runs import load_runs, run_status
+from tal_lab.study.job_state import analysis_key, read_records, update_record, write_record
+from tal_lab.study.jobs import AnalysisJob, TrainingJob, run_failure
+from tal_lab.study.launchers import (LAUNCHERS, Handle, LocalLauncher, SlurmLauncher, SlurmOptions, ThreadsLauncher,
+                                     adopted_handle, live_state)
+from tal_lab.study.params import base_config, project_root, resolve_path
+from tal_lab.study.placement import CPU, DeviceSlot, device_slots, parse_devices
+from tal_lab.study.plan import TABLE1_CONFIGURATIONS, TABLE4_HEADS, RunSpec, StudyPlan, table4_specs
 
-__all__ = ["StudyOutcome", "table4_configuration", "notebooks_dir", "run_study", "status_line"]
+__all__ = ["StudyOutcome", "LaunchOptions", "table4_configuration", "add_table4_runs", "notebooks_dir", "run_study",
+           "study_slots", "status_line"]
+
+# The record key of Slurm's continuation job (Table IV after Table I, then the analysis).
+CONTINUE_KEY = "continue"
 
 
 def table4_configuration(plan: StudyPlan, output_root: Path) -> str:
@@ -47,9 +60,26 @@ def table4_configuration(plan: StudyPlan, output_root: Path) -> str:
     return keys[best_pair(pd.DataFrame(rows, columns=["backbone", "neck", "avg_mAP"]))]
 
 
+def add_table4_runs(plan: StudyPlan, output_root: Path) -> list[RunSpec]:
+    """Choose Table IV's configuration (:func:`table4_configuration`), record it in the plan
+    and add its runs; returns the runs that are new (the actionformer head is a Table I run)."""
+    pair = table4_configuration(plan, output_root)
+    plan.table4_pair = pair  # the tables notebook and the report show this choice
+    known = {s.key: i for i, s in enumerate(plan.runs)}
+    added = []
+    for seed in plan.seeds:
+        for spec in table4_specs(plan, pair, seed):
+            if spec.key in known:
+                plan.runs[known[spec.key]] = plan.runs[known[spec.key]].merged(spec)
+            else:
+                plan.runs.append(spec)
+                added.append(spec)
+    return added
+
+
 def notebooks_dir() -> Path:
     """``notebooks/`` of the checkout tal_lab runs from (the study needs a checkout, not a wheel)."""
-    folder = Path(__file__).resolve().parents[1] / "notebooks"
+    folder = Path(__file__).resolve().parents[2] / "notebooks"
     if not (folder / "run_ablation.ipynb").is_file():
         root = project_root()
         if root is not None and (root / "notebooks" / "run_ablation.ipynb").is_file():
@@ -61,17 +91,67 @@ def notebooks_dir() -> Path:
 
 @dataclass
 class StudyOutcome:
-    """What a study did: run names per outcome, the notebooks executed and the index page."""
+    """What a study did: run names per outcome, the notebooks executed, the index page, and on
+    Slurm the jobs submitted (run name or record key -> job id)."""
 
     trained: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     notebooks: list[Path] = field(default_factory=list)
     index: Path | None = None
+    submitted: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """Where and how the runs train (``tal-lab study`` options of the same names).
+
+    Attributes:
+        launcher: 'threads' (default), 'local' (submitit's local executor) or 'slurm'.
+        devices: 'auto', 'cpu' or 'cuda:0,cuda:1,...' (threads / local; Slurm gives each job its GPUs).
+        runs_per_device: runs sharing one GPU group (default 1); on the CPU, the runs at once.
+        gpus_per_run: processes per run (torchrun); GPUs per run on GPUs.
+        jobs: runs at once (default: every slot; on the CPU min(2, cores)).
+        retries: new attempts for a run whose job died mid-training (it resumes).
+        slurm: sbatch settings; ``slurm.time`` is also the local jobs' time limit.
+    """
+
+    launcher: str = "threads"
+    devices: str = "auto"
+    runs_per_device: int | None = None
+    gpus_per_run: int = 1
+    jobs: int | None = None
+    retries: int = 1
+    slurm: SlurmOptions = SlurmOptions()
+
+    def __post_init__(self) -> None:
+        if self.launcher not in LAUNCHERS:
+            raise ValueError(f"launcher {self.launcher!r} is not one of {' | '.join(LAUNCHERS)}")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValueError(f"retries must be an integer >= 0, got {self.retries!r}")
+
+    @property
+    def slurm_gpus(self) -> int:
+        """GPUs of each Slurm training job."""
+        return self.slurm.gpus_per_job if self.slurm.gpus_per_job is not None else self.gpus_per_run
+
+
+def study_slots(options: LaunchOptions, gpu_count: int | None = None, cpu_cores: int | None = None) -> list[DeviceSlot]:
+    """The slots a study fills (:func:`tal_lab.study.placement.device_slots`); on Slurm, the
+    one shape every job has (its GPUs as the job sees them, its CPUs split between ranks)."""
+    cores = cpu_cores if cpu_cores is not None else (os.cpu_count() or 1)
+    if options.launcher == "slurm":
+        gpus = options.slurm_gpus
+        devices = tuple(f"cuda:{i}" for i in range(gpus)) or (CPU,)
+        per_job = options.slurm.cpus_per_job or 0
+        return [DeviceSlot(0, devices, options.gpus_per_run, max(1, per_job // options.gpus_per_run) if per_job else 0)]
+    gpus = gpu_count if gpu_count is not None else torch.cuda.device_count()
+    devices = parse_devices(options.devices, gpus)
+    return device_slots(devices, cores, options.gpus_per_run, options.runs_per_device, options.jobs)
 
 
 @dataclass
@@ -81,34 +161,38 @@ class _Context:
     reports_dir: Path
     notebooks: Path
     cwd: Path
-    device: str
     overrides: tuple[str, ...]
-    num_threads: int
+    options: LaunchOptions
     log: Callable[[str], None]
 
     @property
     def work_dir(self) -> Path:
         return self.reports_dir / "_work"
 
-    def run_parameters(self, spec: RunSpec) -> dict[str, Any]:
+    def run_parameters(self, spec: RunSpec, slot: DeviceSlot) -> dict[str, Any]:
         name = spec.run_name(self.plan.data_tag)
         return {"backbone": spec.backbone, "neck": spec.neck, "head": spec.head, "epochs": spec.epochs,
                 "loss_weight": float(spec.loss_weight), "seed": spec.seed, "dataset": self.plan.dataset,
                 "data_root": self.plan.data_root, "config_file": self.plan.config_file, "preset": self.plan.preset,
-                "device": self.device, "output_root": str(self.output_root), "run_name": name,
+                "device": slot.notebook_device, "output_root": str(self.output_root), "run_name": name,
                 "eval_epochs": list(spec.eval_epochs), "overrides": list(self.overrides),
-                "num_threads": self.num_threads, "output_dir": str(self.reports_dir / "runs" / name)}
+                "num_threads": slot.threads, "output_dir": str(self.reports_dir / "runs" / name)}
 
+    def training_job(self, spec: RunSpec, slot: DeviceSlot) -> TrainingJob:
+        name = spec.run_name(self.plan.data_tag)
+        environment = slot.environment()
+        if self.options.launcher == "slurm":  # Slurm sets CUDA_VISIBLE_DEVICES; threads only when CPUs are known
+            environment = {k: v for k, v in environment.items() if k != "CUDA_VISIBLE_DEVICES" and slot.threads}
+        return TrainingJob(run_name=name, notebook=self.notebooks / "run_ablation.ipynb",
+                           output=self.work_dir / "runs" / f"{name}.ipynb", parameters=self.run_parameters(spec, slot),
+                           cwd=self.cwd, environment=environment, ranks=slot.ranks)
 
-def _check_eval_epochs(ctx: _Context, spec: RunSpec, run_dir: Path) -> None:
-    """Warn when a finished run lacks evaluations the plan wants from it (Table II)."""
-    if not spec.eval_epochs:
-        return
-    have = set(load_config(run_dir / RUN_FILES["config"])["engine"]["eval_epochs"])
-    missing = sorted(set(spec.eval_epochs) - have)
-    if missing:
-        ctx.log(f"  note: {run_dir.name} was trained without evaluations at epochs {missing}; Table II will lack "
-                f"them (delete the run folder to train it again)")
+    def analysis_job(self, slots: Sequence[DeviceSlot], failures: dict[str, str]) -> AnalysisJob:
+        # Only the threads launcher analyses in this process, where slot 0's device is visible.
+        device = slots[0].notebook_device if self.options.launcher == "threads" else CPU
+        return AnalysisJob(plan=self.plan, output_root=self.output_root, reports_dir=self.reports_dir,
+                           notebooks=self.notebooks, cwd=self.cwd, device=device, num_threads=slots[0].threads,
+                           jobs=max(1, min(2, len(slots))), failures=dict(failures))
 
 
 def status_line(done: int, running: int, failed: int, queued: int, run_seconds: Sequence[float], jobs: int) -> str:
@@ -121,110 +205,156 @@ def status_line(done: int, running: int, failed: int, queued: int, run_seconds: 
     return line
 
 
-def _train_all(ctx: _Context, jobs: int, outcome: StudyOutcome) -> None:
-    """Execute run_ablation.ipynb for every planned run, ``jobs`` at a time; Table IV joins the
-    queue once Table I's runs are settled."""
-    plan = ctx.plan
-    pending = list(plan.runs)
-    table4_waiting = "IV" in plan.tables and plan.table4_pair == "auto"
-    table1_keys = {s.key for s in plan.runs if any(u.startswith("I:") for u in s.uses)}
-    settled: set[tuple] = set()
-    running: dict[Future, RunSpec] = {}
-    started: dict[tuple, float] = {}
-    run_seconds: list[float] = []
-    table4_runs = len(TABLE4_HEADS) * len(plan.seeds)  # planned once Table I is settled
-    total = len(plan.runs) + (table4_runs if table4_waiting else 0)
-    count = 0
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        while pending or running:
-            while pending and len(running) < jobs:
-                spec = pending.pop(0)
-                count += 1
-                name = spec.run_name(plan.data_tag)
-                run_dir = ctx.output_root / name
-                if run_status(run_dir) == "finished":
-                    ctx.log(f"[{count}/{total}] {name}: finished earlier, skipped")
-                    _check_eval_epochs(ctx, spec, run_dir)
-                    outcome.skipped.append(name)
-                    settled.add(spec.key)
-                    continue
-                ctx.log(f"[{count}/{total}] {name}: training ({'; '.join(spec.uses)})")
-                started[spec.key] = time.perf_counter()
-                output = ctx.work_dir / "runs" / f"{name}.ipynb"
-                running[pool.submit(execute_notebook, ctx.notebooks / "run_ablation.ipynb", output,
-                                    ctx.run_parameters(spec), ctx.cwd)] = spec
-            if running:
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    spec = running.pop(future)
-                    name = spec.run_name(plan.data_tag)
-                    seconds = time.perf_counter() - started[spec.key]
-                    settled.add(spec.key)
-                    err = future.exception()
-                    outcome.notebooks.append(ctx.work_dir / "runs" / f"{name}.ipynb")
-                    if err is None:
-                        outcome.trained.append(name)
-                        run_seconds.append(seconds)
-                        ctx.log(f"  {name}: done in {seconds / 60:.1f} min")
-                    else:
-                        outcome.failed[name] = notebook_error(err)
-                        ctx.log(f"  {name}: FAILED after {seconds / 60:.1f} min: {outcome.failed[name]}")
-                    queued = len(pending) + (table4_runs if table4_waiting else 0)
-                    ctx.log(status_line(len(outcome.trained) + len(outcome.skipped), len(running),
-                                        len(outcome.failed), queued, run_seconds, jobs))
-            if table4_waiting and table1_keys <= settled:
-                table4_waiting = False
-                pair = table4_configuration(plan, ctx.output_root)
-                plan.table4_pair = pair  # the tables notebook and the report show this choice
-                ctx.log(f"Table IV: heads on configuration {pair} (best mean average mAP of Table I)")
-                known = {s.key: i for i, s in enumerate(plan.runs)}
-                for seed in plan.seeds:
-                    for spec in table4_specs(plan, pair, seed):
-                        if spec.key in known:  # the actionformer head is a Table I run
-                            plan.runs[known[spec.key]] = plan.runs[known[spec.key]].merged(spec)
-                            total -= 1
-                        else:
-                            plan.runs.append(spec)
-                            pending.append(spec)
+class _TrainingLoop:
+    """Fill the free slots in plan order, settle the jobs that end, add Table IV when it can."""
+
+    def __init__(self, ctx: _Context, launcher: ThreadsLauncher | LocalLauncher, slots: Sequence[DeviceSlot],
+                 outcome: StudyOutcome) -> None:
+        plan = ctx.plan
+        self.ctx, self.launcher, self.outcome, self.slots = ctx, launcher, outcome, list(slots)
+        self.pending: list[tuple[RunSpec, int]] = [(spec, 1) for spec in plan.runs]  # (run, attempt)
+        self.free = list(slots)
+        self.running: dict[Handle, tuple[RunSpec, DeviceSlot | None, int, float]] = {}
+        self.settled: set[tuple] = set()
+        self.run_seconds: list[float] = []
+        self.table4_waiting = "IV" in plan.tables and plan.table4_pair == "auto"
+        self.table1_keys = {s.key for s in plan.runs if any(u.startswith("I:") for u in s.uses)}
+        self.table4_runs = len(TABLE4_HEADS) * len(plan.seeds)  # planned once Table I is settled
+        self.total = len(plan.runs) + (self.table4_runs if self.table4_waiting else 0)
+        self.count = 0
+
+    def run(self) -> None:
+        while self.pending or self.running:
+            self._fill()
+            if self.running:
+                for handle in self.launcher.wait(list(self.running)):
+                    self._settle(handle)
+            if self.table4_waiting and self.table1_keys <= self.settled:
+                self.table4_waiting = False
+                added = add_table4_runs(self.ctx.plan, self.ctx.output_root)
+                self.total -= self.table4_runs - len(added)
+                self.pending += [(spec, 1) for spec in added]
+                self.ctx.log(f"Table IV: heads on configuration {self.ctx.plan.table4_pair} (best mean average mAP "
+                             f"of Table I)")
+
+    def _fill(self) -> None:
+        ctx = self.ctx
+        records = read_records(ctx.output_root)
+        while self.pending and self.free:
+            spec, attempt = self.pending.pop(0)
+            name = spec.run_name(ctx.plan.data_tag)
+            self.count += attempt == 1
+            if run_status(ctx.output_root / name) == "finished":
+                ctx.log(f"[{self.count}/{self.total}] {name}: finished earlier, skipped")
+                self.outcome.skipped.append(name)
+                self.settled.add(spec.key)
+                continue
+            elsewhere = adopted_handle(records[name]) if name in records else None
+            if elsewhere is not None:  # another study's job holds it: wait, never train it twice
+                ctx.log(f"[{self.count}/{self.total}] {name}: job {elsewhere.record.job_id} "
+                        f"({elsewhere.record.launcher}) is training it; waiting for it")
+                self.running[elsewhere] = (spec, None, attempt, time.perf_counter())
+                continue
+            slot = self.free.pop(0)
+            handle = self.launcher.start(ctx.training_job(spec, slot), slot, attempt)
+            write_record(ctx.output_root, name, handle.record)
+            head = f"[{self.count}/{self.total}] {name}: training" if attempt == 1 else \
+                f"  {name}: training again (attempt {attempt})"
+            ctx.log(f"{head} on {slot.describe()} ({'; '.join(spec.uses)})")
+            self.running[handle] = (spec, slot, attempt, time.perf_counter())
+
+    def _settle(self, handle: Handle) -> None:
+        ctx, outcome = self.ctx, self.outcome
+        spec, slot, attempt, started = self.running.pop(handle)
+        if slot is not None:
+            self.free = sorted([*self.free, slot], key=lambda s: s.index)
+        name = spec.run_name(ctx.plan.data_tag)
+        seconds = time.perf_counter() - started
+        failure = handle.failure()
+        status = run_status(ctx.output_root / name)
+        if slot is not None:
+            update_record(ctx.output_root, name, state="finished" if failure is None else "failed",
+                          error=failure or "")
+            outcome.notebooks.append(ctx.work_dir / "runs" / f"{name}.ipynb")
+        if failure is None and status == "finished":
+            outcome.trained.append(name)
+            self.run_seconds.append(seconds)
+            ctx.log(f"  {name}: done in {seconds / 60:.1f} min")
+        elif status == "running" and attempt <= ctx.options.retries:
+            # The job died mid-training (killed, not an error of the run): again, from the checkpoint.
+            ctx.log(f"  {name}: stopped after {seconds / 60:.1f} min ({failure or 'its job ended'}); "
+                    f"retrying from its last checkpoint")
+            self.pending.insert(0, (spec, attempt + 1))
+            return
+        else:
+            outcome.failed[name] = run_failure(ctx.output_root / name) or failure or f"run status {status}"
+            ctx.log(f"  {name}: FAILED after {seconds / 60:.1f} min: {outcome.failed[name]}")
+        self.settled.add(spec.key)
+        queued = len(self.pending) + (self.table4_runs if self.table4_waiting else 0)
+        ctx.log(status_line(len(outcome.trained) + len(outcome.skipped), len(self.running), len(outcome.failed),
+                            queued, self.run_seconds, len(self.slots)))
 
 
-def _analysis_parameters(ctx: _Context, name: str) -> dict[str, Any]:
-    """Parameters of each analysis notebook: the store, the data and where files go."""
-    plan = ctx.plan
-    common = {"runs_root": str(ctx.output_root), "data_tag": plan.data_tag,
-              "output_dir": str(ctx.reports_dir / ("tables" if name == "tables" else "figures"))}
-    table1 = {use[2:]: spec.run_name(plan.data_tag) for spec in plan.runs for use in spec.uses
-              if use.startswith("I:") and spec.seed == plan.seeds[0]
-              and run_status(ctx.output_root / spec.run_name(plan.data_tag)) == "finished"}  # failed runs left out
-    if name == "tables":
-        return {**common, "table1_epochs": plan.table1_epochs, "tables": list(plan.tables),
-                "table2_source": "epoch_evals" if plan.table2_runs == "one" else "runs",
-                "table4_pair": plan.table4_pair}
-    if name == "timelines":  # the original, the paper's best (E) and two more
-        return {**common, "runs": [table1[k] for k in ("original", "E", "A", "D") if k in table1]}
-    if name == "feature_diversity":  # one run per backbone, all with the original neck
-        return {**common, "runs": [table1[k] for k in ("original", "B", "E", "maxpool") if k in table1],
-                "device": ctx.device if ctx.device != "auto" else "cpu", "num_threads": ctx.num_threads}
-    return common
+def _submit_to_slurm(ctx: _Context, slots: Sequence[DeviceSlot], outcome: StudyOutcome,
+                     specs: Sequence[RunSpec]) -> None:
+    """Submit ``specs`` (those not finished and not already queued or running) as one job array,
+    then the job that follows them: the continuation (Table IV once Table I is done) or the analysis."""
+    launcher = SlurmLauncher(ctx.output_root, ctx.options.slurm)
+    records = read_records(ctx.output_root)
+    in_flight, todo = [], []
+    for spec in specs:
+        name = spec.run_name(ctx.plan.data_tag)
+        record = records.get(name)
+        if run_status(ctx.output_root / name) == "finished":
+            outcome.skipped.append(name)
+        elif record is not None and live_state(record) in ("queued", "running"):
+            ctx.log(f"{name}: already in job {record.job_id}, not submitted again")
+            in_flight.append(record.job_id)
+        else:
+            todo.append((spec, record.attempt + 1 if record else 1))
+    handles = launcher.submit_array([ctx.training_job(spec, slots[0]) for spec, _ in todo], ctx.options.slurm_gpus,
+                                    [attempt for _, attempt in todo])
+    for (spec, _), handle in zip(todo, handles):
+        name = spec.run_name(ctx.plan.data_tag)
+        write_record(ctx.output_root, name, handle.record)
+        outcome.submitted[name] = handle.record.job_id
+        ctx.log(f"{name}: slurm job {handle.record.job_id}")
+    after = in_flight + [h.record.job_id for h in handles]
+    if "IV" in ctx.plan.tables and ctx.plan.table4_pair == "auto":
+        follow: Callable[[], Any] = _ContinueOnSlurm(ctx.plan, ctx.output_root, ctx.reports_dir, ctx.notebooks,
+                                                     ctx.cwd, ctx.overrides, ctx.options)
+        key, what = CONTINUE_KEY, "continuation (Table IV once Table I is done, then the analysis)"
+    else:
+        follow, key, what = ctx.analysis_job(slots, outcome.failed), analysis_key(ctx.reports_dir), "analysis"
+    handle = launcher.submit_after(follow, after, gpus=0, where=f"slurm, CPU, after {len(after)} job(s)")
+    write_record(ctx.output_root, key, handle.record)
+    outcome.submitted[key] = handle.record.job_id
+    ctx.log(f"{what}: slurm job {handle.record.job_id}; follow the study with tal-lab study --status (same options)")
 
 
-def _analyse(ctx: _Context, jobs: int, outcome: StudyOutcome) -> None:
-    """Run the analysis notebooks (independent of each other), ``jobs`` at a time."""
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {}
-        for name in ANALYSIS_NOTEBOOKS:
-            output = ctx.work_dir / "notebooks" / f"{name}.ipynb"
-            ctx.log(f"analysis: {name}.ipynb")
-            futures[pool.submit(execute_notebook, ctx.notebooks / f"{name}.ipynb", output,
-                                _analysis_parameters(ctx, name), ctx.cwd)] = name
-            outcome.notebooks.append(output)
-        for future in futures:
-            err = future.exception()
-            if err is not None:  # one failed notebook must not stop the others
-                outcome.failed[f"{futures[future]}.ipynb"] = notebook_error(err)
-                ctx.log(f"  {futures[future]}: FAILED: {notebook_error(err)}")
-    ctx.log(f"analysis: done in {time.perf_counter() - started:.0f} s")
+@dataclass
+class _ContinueOnSlurm:
+    """Slurm's job after Table I's: choose Table IV's configuration from the store, submit its
+    runs, then the analysis after them."""
+
+    plan: StudyPlan
+    output_root: Path
+    reports_dir: Path
+    notebooks: Path
+    cwd: Path
+    overrides: tuple[str, ...]
+    options: LaunchOptions
+
+    def __call__(self) -> dict[str, str]:
+        plan = dataclasses.replace(self.plan, runs=list(self.plan.runs))
+        ctx = _Context(plan=plan, output_root=self.output_root, reports_dir=self.reports_dir,
+                       notebooks=self.notebooks, cwd=self.cwd, overrides=self.overrides, options=self.options,
+                       log=lambda line: print(line, flush=True))
+        added = add_table4_runs(plan, self.output_root)
+        ctx.log(f"Table IV: heads on configuration {plan.table4_pair} (best mean average mAP of Table I)")
+        outcome = StudyOutcome()
+        _submit_to_slurm(ctx, study_slots(self.options), outcome, added)
+        return outcome.submitted
 
 
 def run_study(
@@ -232,31 +362,37 @@ def run_study(
     output_root: str | Path = "runs",
     reports_dir: str | Path = "reports",
     jobs: int | None = None,
-    device: str = "auto",
+    devices: str = "auto",
     overrides: Sequence[str] = (),
     notebooks: str | Path | None = None,
     train: bool = True,
     log: Callable[[str], None] | None = None,
+    *,
+    runs_per_device: int | None = None,
+    gpus_per_run: int = 1,
+    launcher: str = "threads",
+    slurm: SlurmOptions | None = None,
+    retries: int = 1,
 ) -> StudyOutcome:
     """Train every run of ``plan`` (skipping finished ones), run the analysis notebooks and
-    export the reports; returns what happened (failed runs are listed, not raised).
+    export the reports; returns what happened (failed runs are listed, not raised). On Slurm it
+    returns once the jobs are submitted (``outcome.submitted``).
 
     Args:
-        jobs: runs trained at once (separate kernels); default min(2, CPU cores).
-        device: the notebooks' ``device`` parameter.
+        jobs: runs trained at once (default: one per GPU slot; on the CPU min(2, cores), each
+            with cores / jobs torch threads).
+        devices: 'auto' (every visible GPU, else the CPU), 'cpu' or 'cuda:0,cuda:1,...'.
         overrides: ``key=value`` config changes given to every run.
-        train: False skips training (tables and figures from what the store holds).
+        train: False skips training (tables and figures from what the store holds), here.
+        runs_per_device, gpus_per_run, launcher, slurm, retries: see :class:`LaunchOptions`.
     """
     log = log or (lambda line: print(line, flush=True))
-    cores = os.cpu_count() or 1
-    jobs = jobs if jobs is not None else min(2, cores)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    check_device(device)
+    options = LaunchOptions(launcher=launcher, devices=devices, runs_per_device=runs_per_device,
+                            gpus_per_run=gpus_per_run, jobs=jobs, retries=retries, slurm=slurm or SlurmOptions())
+    slots = study_slots(options)
     ctx = _Context(plan=plan, output_root=resolve_path(output_root), reports_dir=resolve_path(reports_dir),
                    notebooks=Path(notebooks).resolve() if notebooks else notebooks_dir(),
-                   cwd=project_root() or Path.cwd(), device=device, overrides=tuple(overrides),
-                   num_threads=max(1, cores // jobs), log=log)
+                   cwd=project_root() or Path.cwd(), overrides=tuple(overrides), options=options, log=log)
     ctx.output_root.mkdir(parents=True, exist_ok=True)
     outcome = StudyOutcome()
     start = time.perf_counter()
@@ -264,10 +400,22 @@ def run_study(
         log(plan.describe())
         # Data first, once: parallel notebooks then find it (the synthetic benchmark is generated here).
         base_config(plan.dataset, plan.data_root, plan.preset, plan.config_file)
-        _train_all(ctx, jobs, outcome)
+        if launcher == "slurm":
+            _submit_to_slurm(ctx, slots, outcome, plan.runs)
+            return outcome
+        runner = ThreadsLauncher(len(slots)) if launcher == "threads" else LocalLauncher(ctx.output_root,
+                                                                                          options.slurm.time)
+        try:
+            _TrainingLoop(ctx, runner, slots, outcome).run()
+        finally:
+            runner.close()
         log(f"training: {len(outcome.trained)} trained, {len(outcome.skipped)} skipped, "
             f"{len(outcome.failed)} failed in {(time.perf_counter() - start) / 60:.1f} min")
-    _analyse(ctx, jobs, outcome)
-    outcome.index = export_reports(ctx.reports_dir, plan_text=plan.describe(), failed=outcome.failed, log=log)
+    # After training the analysis goes through the same launcher; analyse-only runs it here.
+    analyse = runner.analyse if train else ThreadsLauncher.analyse_here
+    result = analyse(ctx.analysis_job(slots, outcome.failed), log)
+    outcome.notebooks += result.notebooks
+    outcome.failed = result.failed
+    outcome.index = result.index
     log(f"reports: {outcome.index} ({(time.perf_counter() - start) / 60:.1f} min in all)")
     return outcome

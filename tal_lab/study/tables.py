@@ -5,9 +5,10 @@ Each builder takes :func:`tal_lab.runs.load_runs` (and, for Table II, optionally
 with, per row: the number of seeds, the mean of each mAP over seeds (± the sample standard
 deviation when there are several), the paper's number beside it and the difference
 (ours − paper). The caption states the data the runs used (synthetic preset and data seed, or
-the real dataset and feature folder), the seeds, epochs and evaluated weights; the paper's
-numbers are always labelled THUMOS14, and a table of synthetic runs says that its differences
-compare different data.
+the real dataset and feature folder), the seeds, epochs and evaluated weights and the machine
+(the torch device each run recorded); the paper's numbers are always labelled THUMOS14, and a
+table of synthetic runs says that its differences compare different data. Tables I and IV
+mark rows by the combined seed-and-video test (:mod:`tal_lab.study.table_captions`).
 
 Run selection, shared by all tables: only finished runs (:func:`tal_lab.runs.run_status`); one data
 identity per table (``data`` picks it; by default real data before synthetic, then the identity
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,10 @@ import yaml
 from tal_lab.analysis.complexity import model_complexity
 from tal_lab.analysis.study_table import StudyTable, format_diff, format_mean_std, format_number
 from tal_lab.config import PAPER_CONFIGURATIONS
+from tal_lab.evaluation.significance import SeedVideoTest
 from tal_lab.runs import RUN_FILES
 from tal_lab.study import paper_results as paper
+from tal_lab.study.table_captions import machine_sentence, mark_significant, significance_sentence
 
 __all__ = ["DATASET_LABELS", "select_data", "describe_data", "describe_identity", "table_configurations",
            "table_epochs", "table_loss_weight", "table_heads", "study_tables"]
@@ -40,6 +43,7 @@ _DATA_KEYS = ("data_kind", "dataset", "data_preset", "data_seed")
 _DEFAULT_HEAD = "actionformer"
 _BACKBONE_NAMES = {"convTransformer": "Transformer", "conv": "1D conv", "sgp": "SGP", "maxpool": "Max-pool"}
 _NECK_NAMES = {"identity": "original neck", "fpn": "refined FPN neck"}
+_SPREAD = "; mean ± sample std over the n seeds of each row"  # what every table's cells hold
 _SHORT = {"mAP@0.3": "mAP@0.3", "mAP@0.4": "mAP@0.4", "mAP@0.5": "mAP@0.5", "mAP@0.6": "mAP@0.6",
           "mAP@0.7": "mAP@0.7", "avg_mAP": "Avg mAP"}
 
@@ -137,7 +141,8 @@ def _latest_per_seed(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _stats(rows: pd.DataFrame, metrics: Sequence[str]) -> dict[str, Any]:
-    """Seed count, seeds, mean and sample std (ddof 1; NaN for one seed) of each metric."""
+    """Seed count, seeds, and per metric its mean, sample std (ddof 1; NaN for one seed) and
+    count of runs with a value (``{m} n``; the row's ``n_seeds`` unless a run lacks it)."""
     rows = _latest_per_seed(rows)
     out: dict[str, Any] = {"n_seeds": len(rows),
                            "seeds": ",".join(str(s) for s in sorted(rows["seed"].dropna().unique().tolist()))
@@ -146,6 +151,7 @@ def _stats(rows: pd.DataFrame, metrics: Sequence[str]) -> dict[str, Any]:
         values = pd.to_numeric(rows[m], errors="coerce") if m in rows.columns else pd.Series(dtype=float)
         out[m] = float(values.mean()) if len(values.dropna()) else math.nan
         out[f"{m} std"] = float(values.std(ddof=1)) if len(values.dropna()) > 1 else math.nan
+        out[f"{m} n"] = int(values.notna().sum())
     for col, how in (("sec_per_epoch", "mean"), ("params", "median")):
         vals = pd.to_numeric(rows[col], errors="coerce").dropna() if col in rows.columns else pd.Series(dtype=float)
         out[col] = float(getattr(vals, how)()) if len(vals) else math.nan
@@ -201,12 +207,17 @@ def _delta_note(runs: pd.DataFrame) -> str:
     return "; Δ = ours − paper" if _same_data_as_paper(runs) else ""
 
 
+def _cell(mean: float, std: float, count: int, row_count: int) -> str:
+    """'mean ± std', with '(n=k)' where fewer of the row's runs have this metric."""
+    return format_mean_std(mean, std) + (f" (n={count})" if count != row_count and count else "")
+
+
 def _display_metrics(frame: pd.DataFrame, metrics: Sequence[str], paper_cols: bool) -> dict[str, list[str]]:
     """Display columns per metric: ours (mean ± std), the paper's, and Δ where ``diff`` columns exist."""
     out: dict[str, list[str]] = {}
     for m in metrics:
         short = _SHORT.get(m, m)
-        out[short] = [format_mean_std(a, b) for a, b in zip(frame[m], frame[f"{m} std"])]
+        out[short] = [_cell(*cell) for cell in zip(frame[m], frame[f"{m} std"], frame[f"{m} n"], frame["n_seeds"])]
         if paper_cols:
             out[f"{short} paper"] = [format_number(v) for v in frame[f"paper {m}"]]
             if f"diff {m}" in frame.columns:
@@ -250,7 +261,7 @@ def _match(rows: pd.DataFrame, filters: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def _configuration_table(pool: pd.DataFrame, specs: Sequence[RowSpec], epochs: int | None, complexity: bool,
-                         seq_len: int, significance: Callable[[pd.DataFrame], pd.DataFrame] | None,
+                         seq_len: int, significance: SeedVideoTest | None,
                          ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Rows of Table I's layout for ``specs`` from the already filtered ``pool``."""
     if epochs is not None:
@@ -260,19 +271,7 @@ def _configuration_table(pool: pd.DataFrame, specs: Sequence[RowSpec], epochs: i
         frame = significance(frame)
     display = {"Configuration": frame["configuration"].tolist(), "n": frame["n_seeds"].astype(str).tolist()}
     display.update(_display_metrics(frame, paper.MAP_COLUMNS, paper_cols=True))
-    if "significant" in frame.columns:
-        flags = frame["significant"].tolist()
-        display["Avg mAP"] = [s + (" *" if flag is True else "") for s, flag in zip(display["Avg mAP"], flags)]
-        if any(flag is True for flag in flags):
-            notes.append("An average mAP followed by '*' differs from the reference row's (the original "
-                         "configuration; the actionformer head in Table IV) outside the paired-bootstrap 95% "
-                         "interval of the difference (resampling videos, paired seeds).")
-        elif any(flag is False for flag in flags):
-            notes.append("No average mAP differs from the reference row's outside the paired-bootstrap 95% "
-                         "interval of the difference (resampling videos, paired seeds).")
-        else:
-            notes.append("No significance marks: no row has a run of the same seed as the reference row "
-                         "with saved detections.")
+    display["Avg mAP"] = mark_significant(display["Avg mAP"], frame)
     if complexity:
         display.update({"Params (M)": [format_number(v) for v in frame["params_M"]],
                         "GFLOPs": [format_number(v, 1) for v in frame["GFLOPs"]],
@@ -289,7 +288,7 @@ def _complexity_sentence(seq_len: int) -> str:
 def table_configurations(runs: pd.DataFrame, *, data: Mapping[str, Any] | str | None = None,
                          epochs: int | None = None, loss_weight: float = 1.0, head: str = _DEFAULT_HEAD,
                          complexity: bool = True, seq_len: int = 2304, include_extra: bool = True,
-                         significance: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> StudyTable:
+                         significance: SeedVideoTest | None = None) -> StudyTable:
     """Table I: the original configuration and A-E (backbone / neck pairs), plus extra pairs found.
 
     Columns: key, configuration, backbone, neck, head, n_seeds, seeds, each mAP (mean, std,
@@ -300,9 +299,11 @@ def table_configurations(runs: pd.DataFrame, *, data: Mapping[str, Any] | str | 
         epochs: the schedule to show; default the one that covers most configurations.
         include_extra: add rows for backbone / neck pairs in the store that the paper lacks
             (e.g. the max-pool backbone).
-        significance: the seed-aware hook (issue 7): called with the numeric frame (the run
-            folders of each row in ``_paths``), returns it with a bool ``significant`` column
-            (see :func:`tal_lab.evaluation.significance.paired_significance`); marked rows get '*'.
+        significance: the combined seed-and-video test against the original row
+            (:func:`tal_lab.evaluation.significance.paired_significance`): called with the
+            numeric frame (the run folders of each row in ``_paths``), it adds the test's
+            columns; rows it finds different get '*' and the caption names the test, the seeds
+            per side and the rows left untested (None: the caption says no test ran).
     """
     specs: list[RowSpec] = [
         (key, paper.TABLE1_LABELS.get(key, key),
@@ -320,11 +321,12 @@ def table_configurations(runs: pd.DataFrame, *, data: Mapping[str, Any] | str | 
     used = _match(pool, {"epochs": epochs}) if epochs is not None else pool
     caption = (f"Backbone and neck configurations (λ_reg {loss_weight:g}, {head} head, "
                f"{epochs if epochs is not None else '?'} epochs). " + _data_sentence(used)
-               + f" Runs: {_runs_summary(used)}; mean ± sample std over seeds{_delta_note(used)}. "
+               + f" Runs: {_runs_summary(used)}{_SPREAD}{_delta_note(used)}. "
                f"Paper: {paper.PAPER_DATASET}, {paper.TABLE1_EPOCHS} epochs (original row: the official "
                "ActionFormer result).")
     if complexity:
         caption += _complexity_sentence(seq_len)
+    caption += significance_sentence(frame, significance) + machine_sentence(used)
     return StudyTable("table1_configurations", "Table I", frame.drop(columns=["_paths"]), caption,
                       display=display, notes=notes + extra_notes)
 
@@ -357,11 +359,12 @@ def table_heads(runs: pd.DataFrame, *, backbone: str = "sgp", neck: str = "ident
                 heads: Sequence[str] = ("actionformer", "trident", "decoupled"),
                 data: Mapping[str, Any] | str | None = None, epochs: int | None = None, loss_weight: float = 1.0,
                 complexity: bool = True, seq_len: int = 2304,
-                significance: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> StudyTable:
+                significance: SeedVideoTest | None = None) -> StudyTable:
     """Head ablation (issue 7's Table IV) on one backbone / neck pair, with Table I's columns.
 
     The paper has no head ablation; on the ActionFormer-head row it shows its Table I number
-    for the same backbone / neck pair (configuration E for SGP + identity).
+    for the same backbone / neck pair (configuration E for SGP + identity). ``significance``:
+    as in :func:`table_configurations`, with ``reference='actionformer'``.
     """
     pair_key = next((k for k, c in PAPER_CONFIGURATIONS.items()
                      if c["backbone_type"] == backbone and c["fpn_type"] == neck), None)
@@ -375,11 +378,12 @@ def table_heads(runs: pd.DataFrame, *, backbone: str = "sgp", neck: str = "ident
     used = _match(pool, {"epochs": epochs}) if epochs is not None else pool
     caption = (f"Head ablation on the {_BACKBONE_NAMES.get(backbone, backbone)} backbone with the "
                f"{_NECK_NAMES.get(neck, neck)} (λ_reg {loss_weight:g}, {epochs if epochs is not None else '?'} "
-               "epochs). " + _data_sentence(used) + f" Runs: {_runs_summary(used)}; mean ± sample std over "
-               f"seeds{_delta_note(used)}. The paper has no head ablation: its {paper.PAPER_DATASET} Table I "
+               "epochs). " + _data_sentence(used) + f" Runs: {_runs_summary(used)}{_SPREAD}"
+               f"{_delta_note(used)}. The paper has no head ablation: its {paper.PAPER_DATASET} Table I "
                f"number for this pair{f' ({pair_key})' if pair_key else ''} is shown on the actionformer row.")
     if complexity:
         caption += _complexity_sentence(seq_len)
+    caption += significance_sentence(frame, significance) + machine_sentence(used)
     return StudyTable("table4_heads", "Table IV", frame.drop(columns=["_paths"]), caption,
                       display=display, notes=notes + extra_notes)
 
@@ -441,8 +445,8 @@ def table_epochs(runs: pd.DataFrame, epoch_evals: pd.DataFrame | None = None, *,
         notes.append(f"No results at epoch(s) {', '.join(missing)}.")
     caption = (f"Effect of training epochs on the {paper.TABLE1_LABELS.get(configuration, configuration)} "
                f"configuration (λ_reg {loss_weight:g}), {how}. " + _data_sentence(used)
-               + f" Runs: {_runs_summary(used)}; mean ± sample std over seeds{_delta_note(used)}. "
-               f"Paper: {paper.PAPER_DATASET} (50 epochs: the official ActionFormer result).")
+               + f" Runs: {_runs_summary(used)}{_SPREAD}{_delta_note(used)}. "
+               f"Paper: {paper.PAPER_DATASET} (50 epochs: the official ActionFormer result)." + machine_sentence(used))
     return StudyTable("table2_epochs", "Table II", frame, caption, display=pd.DataFrame(display), notes=notes)
 
 
@@ -478,8 +482,8 @@ def table_loss_weight(runs: pd.DataFrame, *, configuration: str = "original",
     caption = (f"Loss weight λ_reg ablation of the {paper.TABLE1_LABELS.get(configuration, configuration)} "
                f"configuration ({epochs if epochs is not None else '?'} epochs): mAP at tIoU 0.5 and 0.7 and the "
                "average over 0.3:0.1:0.7. " + _data_sentence(pool)
-               + f" Runs: {_runs_summary(pool)}; mean ± sample std over seeds{_delta_note(pool)}. "
-               f"Paper: {paper.PAPER_DATASET}.")
+               + f" Runs: {_runs_summary(pool)}{_SPREAD}{_delta_note(pool)}. "
+               f"Paper: {paper.PAPER_DATASET}." + machine_sentence(pool))
     return StudyTable("table3_loss_weight", "Table III", frame, caption, display=pd.DataFrame(display), notes=notes)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tal_lab.analysis.errors import (
     FP_CATEGORIES,
+    THUMOS14_BINS,
     false_negative_analysis,
     false_positive_analysis,
     gt_characteristics,
@@ -93,16 +94,24 @@ def test_normalized_ap_equals_ap_when_n_is_the_class_count() -> None:
 
 
 def test_characteristics_and_bin_edges_follow_detad() -> None:
-    gt = _frame([("a", 0, 3, 0), ("a", 10, 13.0001, 0), ("b", 0, 18, 1), ("b", 20, 20.5, 2)], score=False)
-    chars = gt_characteristics(gt, durations={"a": 100.0, "b": 50.0})
-    assert chars["num-instances"].tolist() == [2, 2, 1, 1]
-    np.testing.assert_allclose(chars["coverage"], [0.03, 0.030001, 0.36, 0.01])
-    table = sensitivity_analysis(gt, gt.assign(score=1.0), durations={"a": 100.0, "b": 50.0}).table
+    gt = _frame([("a", 0, 3, 0), ("a", 10, 13.0001, 0), ("b", 0, 18, 1), ("b", 20, 20.5, 2), ("c", 1, 2, 1)],
+                score=False)
+    durations = {"a": 100.0, "b": 50.0, "c": 10.0}
+    chars = gt_characteristics(gt, durations=durations)
+    # DETAD: every GT of the video, whatever its label; the same-class count beside it
+    assert chars["num-instances"].tolist() == [2, 2, 2, 2, 1]
+    assert chars["num-instances-class"].tolist() == [2, 2, 1, 1, 1]
+    np.testing.assert_allclose(chars["coverage"], [0.03, 0.030001, 0.36, 0.01, 0.1])
+    table = sensitivity_analysis(gt, gt.assign(score=1.0), durations=durations).table
     num = table.set_index(["characteristic", "bin"])["num_gt"]
     # right-closed bins: 3 s is XS, 3.0001 s is S, 18 s is L; 1 instance is XS, 2 are S
-    assert (num["length", "XS"], num["length", "S"], num["length", "L"]) == (2, 1, 1)
-    assert (num["num-instances", "XS"], num["num-instances", "S"]) == (2, 2)
-    assert (num["coverage", "XS"], num["coverage", "S"], num["coverage", "XL"]) == (1, 2, 1)
+    assert (num["length", "XS"], num["length", "S"], num["length", "L"]) == (3, 1, 1)
+    assert (num["num-instances", "XS"], num["num-instances", "S"]) == (1, 4)
+    assert "num-instances-class" not in num.index.get_level_values(0)  # DETAD's bins bin DETAD's count
+    assert (num["coverage", "XS"], num["coverage", "S"], num["coverage", "XL"]) == (1, 2, 2)
+    same_class = {"num-instances-class": THUMOS14_BINS["num-instances"]}
+    num = sensitivity_analysis(gt, gt.assign(score=1.0), bins=same_class).table.set_index("bin")["num_gt"]
+    assert (num["XS"], num["S"]) == (3, 2)
     with pytest.raises(ValueError, match="no duration"):
         gt_characteristics(gt, durations={"a": 100.0})
 
@@ -159,11 +168,12 @@ def test_false_positive_profile_stacks_the_categories_of_each_block() -> None:
 
 
 def test_bin_plots_draw_one_bar_per_bin_and_the_overall_value_dashed() -> None:
-    # Each GT lasts 10 s (length bin M) and is the only one of its class in its video (num-instances
-    # XS): both bins hold all 3 GT and equal the overall value, which the dashed line shows. One GT
-    # of 3 is missed (v2's, found only at tIoU 0.3); the other bins are empty (NaN, no bar).
-    sensitivity = plot_sensitivity(sensitivity_analysis(GT, PREDS))
-    negatives = plot_false_negatives(false_negative_analysis(GT, PREDS))
+    # Each GT lasts 10 s (length bin M) and is the only one of its class in its video (same-class
+    # num-instances XS): both bins hold all 3 GT and equal the overall value, which the dashed line
+    # shows. One GT of 3 is missed (v2's, found only at tIoU 0.3); the other bins are empty (NaN, no bar).
+    bins = {"length": THUMOS14_BINS["length"], "num-instances-class": THUMOS14_BINS["num-instances"]}
+    sensitivity = plot_sensitivity(sensitivity_analysis(GT, PREDS, bins=bins))
+    negatives = plot_false_negatives(false_negative_analysis(GT, PREDS, bins=bins))
     for fig, value, ylabel in ((sensitivity, 55.0, "average-mAP$_N$ (%)"), (negatives, 100 / 3, "false negatives (%)")):
         (ax,) = fig.axes
         assert ax.get_ylabel() == ylabel
@@ -173,7 +183,8 @@ def test_bin_plots_draw_one_bar_per_bin_and_the_overall_value_dashed() -> None:
         assert heights[[2, 5]] == pytest.approx([value, value])
         (dashed,) = ax.lines
         assert dashed.get_linestyle() == "--" and dashed.get_ydata()[0] == pytest.approx(value)
-        assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"all: {value:.2f}", "length", "num-instances"]
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"all: {value:.2f}", "length",
+                                                                       "num-instances-class"]
         colours = {tuple(patch.get_facecolor()) for patch in ax.patches[:5]}, {
             tuple(patch.get_facecolor()) for patch in ax.patches[5:]}
         assert len(colours[0]) == len(colours[1]) == 1 and colours[0] != colours[1]  # a colour per characteristic
@@ -194,3 +205,12 @@ def test_thumos14_diagnosis_is_consistent(shared_dir: Path) -> None:
                                                                          "num-instances": 3358}
     fn = false_negative_analysis(gt, preds, durations=durations)
     assert 0 < fn.iloc[0]["false_negative_rate"] < 1
+    # num-instances as DETAD's THUMOS14 files count it (every GT of the video) and per class,
+    # counted here from the 3,358 Test instances with plain loops (video_test_0000716 alone has 218)
+    num = table[table["characteristic"] == "num-instances"].set_index("bin")["num_gt"].to_dict()
+    assert num == {"XS": 15, "S": 2203, "M": 727, "L": 413}
+    same_class = {"num-instances-class": THUMOS14_BINS["num-instances"]}
+    by_class = sensitivity_analysis(gt, preds, bins=same_class).table.set_index("bin")["num_gt"].to_dict()
+    assert by_class == {"XS": 20, "S": 2435, "M": 574, "L": 329}
+    busiest = gt_characteristics(gt).loc[gt["video-id"] == "video_test_0000716", "num-instances"]
+    assert busiest.unique().tolist() == [218]

@@ -70,6 +70,15 @@ def test_errors_are_one_line_with_exit_status_1(
     assert "model.backbone_type" in capsys.readouterr().err
 
 
+def test_recipe_flag_names_the_dialect(trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    config, run_dir = trained  # the synthetic config names recipe: actionformer
+    checkpoint = str(run_dir / "checkpoints" / "last.pt")
+    assert main(["eval", str(config), checkpoint, "--recipe", "tridet", "--no-progress"]) == 1
+    assert "the config says 'actionformer' but the overrides say 'tridet'" in capsys.readouterr().err
+    args = build_parser().parse_args(["train", str(config), "--recipe", "tridet", "--set", "opt.epochs=1"])
+    assert (args.recipe, args.overrides) == ("tridet", ["opt.epochs=1"])
+
+
 def test_help_names_every_command() -> None:
     text = build_parser().format_help()
     for command in ("train", "eval", "detect", "runs", "data"):

@@ -6,7 +6,7 @@ import pytest
 
 from tal_lab.config import DATASET_NAMES, ConfigError, load_config
 from tal_lab.core.registry import BACKBONES, HEADS, NECKS
-from tal_lab.data.actionformer import DATASETS
+from tal_lab.data.build import DATASETS
 from tal_lab.models import ConvBackbone, build_detector
 
 TINY_MODEL = {"embd_dim": 16, "fpn_dim": 16, "head_dim": 16, "backbone_arch": [2, 1, 2],

@@ -133,3 +133,38 @@ def test_channels_first_copies_blocks_exactly() -> None:
     out = channels_first(array[::2])
     assert out.is_contiguous() and out.dtype == torch.float32
     assert np.array_equal(out.numpy(), array[::2].T)
+
+
+def test_truncation_window_widened_by_the_offset_or_clipped_to_it() -> None:
+    """dataset.trunc_window: ActionFormer widens the window by the half-window offset, TriDet clips to it."""
+    video = _video(feat_len=10)
+    video["segments"] = torch.tensor([[2.0, 4.0], [6.0, 9.0], [6.5, 7.5]])
+    video["labels"] = torch.tensor([0, 1, 2])
+    # Window [3, 7] (start 3, 4 steps); widened by 0.5: [2.5, 7.5]. trunc_thresh 0.5.
+    # widened: [2.5, 4] keeps 1.5 / 2, [6, 7.5] 1.5 / 3, [6.5, 7.5] all: each kept, shifted by 3.
+    widened = truncate_video(video, 4, 0.5, 0.5, None, ScriptedRng([3]))
+    assert widened["segments"].tolist() == [[-0.5, 1.0], [3.0, 4.5], [3.5, 4.5]]
+    assert widened["labels"].tolist() == [0, 1, 2]
+    # clipped: [3, 4] keeps 1 / 2, [6, 7] only 1 / 3 (dropped), [6.5, 7] 0.5 / 1.
+    clipped = truncate_video(video, 4, 0.5, 0.5, None, ScriptedRng([3]), trunc_window="clipped")
+    assert clipped["segments"].tolist() == [[0.0, 1.0], [3.5, 4.0]]
+    assert clipped["labels"].tolist() == [0, 2]
+    assert torch.equal(clipped["feats"], widened["feats"])
+    with pytest.raises(ValueError, match="dataset.trunc_window must be one of"):
+        truncate_video(video, 4, 0.5, 0.5, None, ScriptedRng([3]), trunc_window="wide")
+
+
+def test_activitynet_short_annotations_follow_the_gt_filter(tmp_path: Path) -> None:
+    """dataset.gt_filter: ActionFormer's clean-up drops instances shorter than 1e-3 s, TriDet's keeps them."""
+    short = 6.0 + 2.0 ** -11  # 0.00049 s long, exact in float32
+    acts = [{"label": "a", "segment": [1.0, 4.0], "label_id": 0}, {"label": "b", "segment": [5.0, 5.0], "label_id": 1},
+            {"label": "b", "segment": [6.0, short], "label_id": 1},
+            {"label": "a", "segment": [1.0, 4.0002], "label_id": 0}]  # a repeat: dropped by both
+    cfg = _write(tmp_path, np.ones((18, 4), dtype=np.float32), ".npy", acts)
+    with pytest.warns(UserWarning, match="zero length"):
+        actionformer = ActivityNetDataset(cfg, ["training"], is_training=False).videos[0]
+    with pytest.warns(UserWarning, match="zero length"):
+        tridet = ActivityNetDataset({**cfg, "gt_filter": "duplicates"}, ["training"], is_training=False).videos[0]
+    assert actionformer.segments_sec.tolist() == [[1.0, 4.0]]
+    assert tridet.segments_sec.tolist() == [[1.0, 4.0], [5.0, 5.0], [6.0, short]]
+    assert tridet.labels.tolist() == [0, 1, 1]

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tal_lab.config import load_config
-from tal_lab.data import generate_synthetic, validate_dataset
+from tal_lab.config import dump_config, load_config
+from tal_lab.data import build_data_loader, generate_synthetic, validate_dataset
 from tal_lab.cli import main as cli_main
 
 
@@ -94,3 +94,34 @@ def test_cli_validate_and_synth(tiny: Path, tmp_path: Path, capsys: pytest.Captu
     result = subprocess.run([sys.executable, "-m", "tal_lab", "data", "validate", str(broken)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 1 and "feature file does not exist" in result.stdout
+
+
+def test_a_generated_folder_copied_elsewhere_validates_and_loads_there(tmp_path: Path) -> None:
+    original = tmp_path / "original"
+    generate_synthetic(original, "tiny", seed=5)
+    assert str(original) not in (original / "config.yaml").read_text()  # nothing names the old place
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(original, moved)
+    shutil.rmtree(original)
+    report = validate_dataset(moved)
+    assert report.ok and not report.problems, report.format()
+    cfg = load_config(moved / "config.yaml")
+    assert cfg["dataset"]["json_file"] == str(moved.resolve() / "annotations.json")
+    assert cfg["dataset"]["feat_folder"] == str(moved.resolve() / "features")
+    loader = build_data_loader(cfg, "train")
+    videos = next(iter(loader))
+    assert len(videos) == cfg["loader"]["batch_size"] and videos[0]["feats"].shape[0] == 16
+
+
+def test_data_paths_outside_the_validated_folder_are_a_warning(tiny: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny, folder)
+    # A config written with the original's absolute paths (as generated configs were before).
+    dump_config(load_config(tiny / "config.yaml"), folder / "config.yaml")
+    report = validate_dataset(folder)
+    outside = [p for p in report.warnings if p.code == "outside_folder"]
+    assert [p.file for p in outside] == [str(tiny.resolve() / "annotations.json"), str(tiny.resolve() / "features")]
+    assert all(f"lies outside the validated folder {folder}" in p.message for p in outside)
+    assert report.ok and "outside the validated folder" in report.format()
+    # The same config, validated where it points, has nothing to say.
+    assert not [p for p in validate_dataset(tiny, folder / "config.yaml").warnings if p.code == "outside_folder"]

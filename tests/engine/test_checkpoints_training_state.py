@@ -1,4 +1,5 @@
-"""Atomic checkpoint writes and the random-state capture that makes resuming exact."""
+"""Atomic checkpoint writes, the previous checkpoint kept beside the last, and the random-state
+capture that makes resuming exact."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from tal_lab.engine.checkpoints.training_state import (
-    atomic_torch_save, capture_rng_state, load_training_checkpoint, restore_rng_state)
+    atomic_torch_save, capture_rng_state, load_resumable_checkpoint, load_training_checkpoint, previous_checkpoint_path,
+    restore_rng_state)
 
 
 def _draws(loader: DataLoader) -> tuple:
@@ -54,3 +56,44 @@ def test_loading_errors_name_the_file(tmp_path: Path) -> None:
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="state_dict"):
         load_training_checkpoint(tmp_path / "other.pt")
+
+
+def _epoch(path: Path) -> int:
+    return int(load_training_checkpoint(path)["epoch"])
+
+
+def test_keep_previous_rotates_the_replaced_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "last.pt"
+    previous = previous_checkpoint_path(path)
+    assert previous == tmp_path / "last.prev.pt"
+    atomic_torch_save({"state_dict": {}, "epoch": 0}, path, keep_previous=True)
+    assert _epoch(path) == 0 and not previous.exists()
+    atomic_torch_save({"state_dict": {}, "epoch": 1}, path, keep_previous=True)
+    atomic_torch_save({"state_dict": {}, "epoch": 2}, path, keep_previous=True)
+    assert (_epoch(path), _epoch(previous)) == (2, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.prev.pt", "last.pt"]  # no temporary file left
+    path.write_bytes(path.read_bytes()[:100])  # a damaged last.pt leaves its own copy alone
+    assert _epoch(previous) == 1
+
+
+def test_resuming_falls_back_to_the_previous_checkpoint_with_a_warning(tmp_path: Path) -> None:
+    path, previous = tmp_path / "last.pt", tmp_path / "last.prev.pt"
+    atomic_torch_save({"state_dict": {}, "epoch": 0, "epochs_done": 1}, path, keep_previous=True)
+    atomic_torch_save({"state_dict": {}, "epoch": 1, "epochs_done": 2}, path, keep_previous=True)
+    state, used = load_resumable_checkpoint(path)
+    assert (state["epochs_done"], used) == (2, path)
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.warns(RuntimeWarning, match=r"last\.pt is not readable .* previous checkpoint .*last\.prev\.pt "
+                                            r"\(1 epochs done\) instead"):
+        state, used = load_resumable_checkpoint(path)
+    assert (state["epochs_done"], used) == (1, previous)
+    path.unlink()  # killed between the two renames of an older scheme, or deleted: the same fallback
+    with pytest.warns(RuntimeWarning, match="not readable"):
+        assert load_resumable_checkpoint(path)[1] == previous
+    previous.write_bytes(b"garbage")
+    with pytest.raises(ValueError,
+                       match=r"(?s)last\.pt \(checkpoint not found.* and the previous checkpoint .*both unreadable"):
+        load_resumable_checkpoint(path)
+    previous.unlink()
+    with pytest.raises(FileNotFoundError, match="last.pt"):
+        load_resumable_checkpoint(path)

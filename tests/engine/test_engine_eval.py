@@ -11,8 +11,12 @@ import pytest
 import torch
 from torch import nn
 
+from tal_lab.config import apply_overrides, load_config
+from tal_lab.data import build_dataset
 from tal_lab.engine.evaluator import (
-    fuse_external_scores, load_external_scores, run_inference, score_detections, tiou_thresholds_for)
+    EvalResult, agnostic_ground_truth, fuse_external_scores, load_external_scores, run_inference, score_detections,
+    tiou_thresholds_for)
+from tal_lab.engine.trainer import evaluate_detector
 
 
 def test_fusion_repeats_best_detections_for_top_external_classes() -> None:
@@ -76,3 +80,78 @@ def test_run_inference_collects_every_video_and_restores_train_mode() -> None:
     assert list(frame.columns) == ["video-id", "t-start", "t-end", "label", "score"]
     assert list(frame["video-id"]) == ["v1", "v2", "v3"] and list(frame["score"]) == [1.0, 2.0, 3.0]
     assert frame["label"].dtype == np.int64
+
+
+class _ScriptedDetector(nn.Module):
+    """Eval-mode stand-in returning fixed detections (seconds) per video id."""
+
+    def __init__(self, detections: dict[str, list[tuple[float, float, int, float]]]) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+        self.detections = detections
+
+    def forward(self, videos: list[dict]) -> list[dict]:
+        out = []
+        for video in videos:
+            rows = self.detections[video["video_id"]]
+            out.append({"video_id": video["video_id"], "segments": torch.tensor([[s, e] for s, e, _, _ in rows]),
+                        "labels": torch.tensor([c for _, _, c, _ in rows]),
+                        "scores": torch.tensor([p for _, _, _, p in rows])})
+        return out
+
+
+def _write_dataset(tmp_path: Path, name: str, acts: list[tuple[str, int, float, float]], **dataset: object) -> dict:
+    """One validation video (60 s, 4-channel features) and one training video, in ActionFormer's format."""
+    train_act = {"label": "train_only", "label_id": 3, "segment": [1.0, 2.0]}
+    database = {"val_video": {"subset": "Validation", "duration": 60.0, "fps": 30.0,
+                              "annotations": [{"label": label, "label_id": label_id, "segment": [start, end]}
+                                              for label, label_id, start, end in acts]},
+                "train_video": {"subset": "Training", "duration": 60.0, "fps": 30.0, "annotations": [train_act]}}
+    (tmp_path / "feats").mkdir(parents=True)
+    (tmp_path / "anno.json").write_text(json.dumps({"database": database}))
+    ext = ".npz" if name == "epic" else ".npy"
+    for video_id in database:
+        feats = np.zeros((100, 4), dtype=np.float32)
+        if ext == ".npz":
+            np.savez(tmp_path / "feats" / f"{video_id}.npz", feats=feats)
+        else:
+            np.save(tmp_path / "feats" / f"{video_id}.npy", feats)
+    return load_config({"dataset_name": name, "train_split": ["training"], "val_split": ["validation"],
+                        "dataset": {"json_file": str(tmp_path / "anno.json"), "feat_folder": str(tmp_path / "feats"),
+                                    "file_ext": ext, "input_dim": 4, "feat_stride": 16, "num_frames": 32,
+                                    "max_seq_len": 192, **dataset},
+                        "model": {"n_mha_win_size": 3}})
+
+
+def _evaluate(cfg: dict, detections: dict) -> EvalResult:
+    dataset = build_dataset(cfg, "val")
+    return evaluate_detector(_ScriptedDetector(detections), cfg, dataset, [[dataset[0]]], torch.device("cpu"),
+                             "model", None)
+
+
+def test_epic_official_label_space_reproduces_the_official_evaluator(tmp_path: Path) -> None:
+    # GT of classes 0 and 2 only (nouns absent from the validation split); the official evaluator
+    # renumbers them 0 and 1 and keeps the raw id of a class-1 prediction, which then competes
+    # as class 2's false positive (tests/evaluation/test_label_space.py computes both by hand).
+    acts = [("pan", 0, 0.0, 10.0), ("knife", 2, 20.0, 30.0)]
+    detections = {"val_video": [(40.0, 50.0, 1, 0.9), (20.0, 30.0, 2, 0.8), (0.0, 10.0, 0, 0.7)]}
+    corrected = _evaluate(_write_dataset(tmp_path / "a", "epic", acts, num_classes=4), detections)
+    official = _evaluate(_write_dataset(tmp_path / "b", "epic", acts, num_classes=4,
+                                        eval_label_space="official"), detections)
+    assert corrected.tiou_thresholds == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert corrected.mAP == [1.0] * 5 and official.mAP == [0.75] * 5
+    assert official.per_class_ap == {0: [1.0] * 5, 2: [0.5] * 5}
+    assert corrected.per_class_ap[2] == [1.0] * 5 and np.isnan(corrected.per_class_ap[1]).all()
+
+
+def test_one_class_without_external_scores_is_scored_as_proposals(tmp_path: Path) -> None:
+    # ActivityNet with num_classes 1: the dataset trains on label 0; the GT of two classes is
+    # scored class-agnostic, so both label-0 detections are true positives.
+    acts = [("Archery", 0, 0.0, 10.0), ("Bowling", 2, 20.0, 30.0)]
+    cfg = _write_dataset(tmp_path, "anet", acts, num_classes=1, max_seq_len=192)
+    result = _evaluate(cfg, {"val_video": [(0.0, 10.0, 0, 0.9), (20.0, 30.0, 0, 0.8)]})
+    assert result.average_mAP == 1.0 and list(result.per_class_ap) == [0]
+    ground_truth = pd.DataFrame({"video-id": ["v"], "t-start": [0.0], "t-end": [1.0], "label": [7]})
+    assert agnostic_ground_truth(cfg, ground_truth)["label"].tolist() == [0]
+    fused = apply_overrides(cfg, {"test_cfg": {"ext_score_file": "scores.json"}})
+    assert agnostic_ground_truth(fused, ground_truth)["label"].tolist() == [7]  # external classes label them

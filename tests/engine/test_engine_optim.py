@@ -21,7 +21,8 @@ TINY_MODEL = {"embd_dim": 16, "fpn_dim": 16, "head_dim": 16, "n_head": 4, "n_mha
 
 
 def _detector(backbone: str, neck: str) -> nn.Module:
-    cfg = load_config({"dataset": {"input_dim": 8, "num_classes": 3, "max_seq_len": 64},
+    # recipe named: the model keys mix ActionFormer's (n_mha_win_size) with TriDet's (sgp_mlp_dim)
+    cfg = load_config({"recipe": "actionformer", "dataset": {"input_dim": 8, "num_classes": 3, "max_seq_len": 64},
                        "model": dict(TINY_MODEL, backbone_type=backbone, fpn_type=neck)})
     return build_detector(cfg)
 

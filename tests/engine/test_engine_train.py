@@ -7,6 +7,7 @@ points. Models are tiny (width 16, max_seq_len 128) so each run takes a second o
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 from tal_lab.data import generate_synthetic
-from tal_lab.engine import NonFiniteLossError, components, detect, evaluate, train
+from tal_lab.engine import NonFiniteLossError, Trainer, components, detect, evaluate, train
 from tal_lab.engine.checkpoints.training_state import load_training_checkpoint
 from tal_lab.runs import load_epoch_evals, load_run, load_runs
 
@@ -178,3 +179,54 @@ def test_raw_weights_no_ema_and_tensorboard(tiny_config: Path, tmp_path: Path) -
     assert "state_dict_ema" not in load_training_checkpoint(run.checkpoint)
     with pytest.raises(ValueError, match="no state_dict_ema"):
         evaluate(run_dir / "config.yaml", run.checkpoint, weights="ema")
+
+
+def _same_weights(a: dict[str, Any], b: dict[str, Any]) -> None:
+    for key in ("state_dict", "state_dict_ema"):
+        assert a[key].keys() == b[key].keys()
+        for name, value in b[key].items():
+            assert torch.equal(a[key][name], value), f"{key}.{name}"
+
+
+def test_a_failing_final_evaluation_keeps_the_final_checkpoint_and_resume_finishes(
+    tiny_config: Path, finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Trainer) -> Any:
+        raise RuntimeError("evaluation broke")
+
+    monkeypatch.setattr(Trainer, "evaluate", broken)
+    with pytest.raises(RuntimeError, match="evaluation broke"):
+        train(tiny_config, tmp_path, "evalfail", overrides=TINY)
+    run_dir = tmp_path / "evalfail"
+    state = load_training_checkpoint(run_dir / "checkpoints" / "last.pt")
+    # The checkpoint was written before the evaluation: it is at the final epoch, with its record.
+    assert state["epochs_done"] == 3 and state["epoch_record"]["epoch"] == 3 and state["epoch_record"]["eval"] is None
+    _same_weights(state, load_training_checkpoint(finished_run / "checkpoints" / "last.pt"))
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "failed" and "evaluation broke" in info["error"]
+    assert [r["epoch"] for r in map(json.loads, (run_dir / "epochs.jsonl").read_text().splitlines())] == [1, 2]
+
+    monkeypatch.undo()
+    train(tiny_config, tmp_path, "evalfail", overrides=TINY, resume=True)
+    run = load_run(run_dir)
+    assert run.info["status"] == "finished" and list(run.epochs["epoch"]) == [1, 2, 3]
+    assert list(run.metrics["step"]) == list(range(1, 10))  # nothing was trained again
+    assert run.results["mAP"] == pytest.approx(load_run(finished_run).results["mAP"], abs=1e-12)
+
+
+def test_a_truncated_last_checkpoint_falls_back_to_the_previous_one(
+    tiny_config: Path, finished_run: Path, tmp_path: Path
+) -> None:
+    run_dir = train(tiny_config, tmp_path, "damaged", overrides=TINY, stop_after_epochs=2)
+    last, previous = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "last.prev.pt"
+    assert load_training_checkpoint(previous)["epochs_done"] == 1 and load_training_checkpoint(last)["epochs_done"] == 2
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2])  # damaged after it was written
+    message = rf"{re.escape(str(last))} is not readable .*previous checkpoint {re.escape(str(previous))} \(1 epochs"
+    with pytest.warns(RuntimeWarning, match=message):
+        train(tiny_config, tmp_path, "damaged", overrides=TINY, resume=True)
+    # Resumed after epoch 1, the run ends exactly as one never interrupted.
+    _same_weights(load_training_checkpoint(last), load_training_checkpoint(finished_run / "checkpoints" / "last.pt"))
+    run = load_run(run_dir)
+    assert run.info["status"] == "finished" and list(run.epochs["epoch"]) == [1, 2, 3]
+    assert list(run.metrics["step"]) == list(range(1, 10))

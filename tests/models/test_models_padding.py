@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tal_lab.config import apply_overrides, load_config, max_div_factor
+from tal_lab.config.published import published_config
 from tal_lab.models import build_detector
 from tal_lab.models.padding import PaddingPolicy
 
@@ -55,3 +57,21 @@ def test_the_config_gives_the_detectors_policy(backbone: str, padding: str) -> N
     modes = {"eval_padding": padding, "train_padding": padding} if backbone != "sgp" else {}
     cfg = tiny_config(model={"backbone_type": backbone, "fpn_type": "fpn", **modes})
     assert PaddingPolicy.from_config(cfg["model"]) == build_detector(cfg).padding
+
+
+def test_eval_pad_divisor_stride_x_sgp_window_or_attention_window() -> None:
+    """model.eval_pad_divisor: TriDet pads an over-length inference video to a multiple of the
+    largest stride x n_sgp_win_size, ActionFormer to its attention divisor (the top stride for SGP)."""
+    tridet = load_config(published_config("anet", "tridet"))  # SGP, 6 levels, n_sgp_win_size 15, max_seq_len 768
+    assert tridet["model"]["eval_pad_divisor"] == "sgp_window"
+    policy = PaddingPolicy.from_config(tridet["model"])
+    assert policy.max_div_factor == 32 * 15  # the top level's stride 32 x window 15
+    assert policy.eval_groups([800, 500]) == [(960, [0]), (768, [1])]  # 800 -> 2 x 480; 500 -> max_seq_len
+    actionformer = apply_overrides(tridet, {"model": {"eval_pad_divisor": "attention_window"}})
+    assert PaddingPolicy.from_config(actionformer["model"]).eval_groups([800]) == [(800, [0])]  # 25 x 32
+    verb = load_config(published_config("epic", "tridet"))  # n_sgp_win_size 5
+    assert PaddingPolicy.from_config(verb["model"]).eval_groups([2500]) == [(2560, [0])]  # 16 x 160
+    assert build_detector(tiny_config(model={"backbone_type": "sgp", "n_sgp_win_size": 3,
+                                             "eval_pad_divisor": "sgp_window"})).max_div_factor == 4 * 3
+    # TriDet's rule reads windows of 1 (THUMOS14) as no window: the top stride
+    assert max_div_factor(load_config(published_config("thumos", "tridet"))["model"]) == 32

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from tal_lab.ops.nms import batched_nms, hard_nms, soft_nms
+from tal_lab.ops.decode import suppress
+from tal_lab.ops.nms import batched_nms, hard_nms, segment_voting, soft_nms
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,3 +178,29 @@ def test_agnostic_voting_and_empty_input() -> None:
     assert [tuple(t.shape) for t in empty] == [(0, 2), (0,), (0,)]
     with pytest.raises(ValueError, match="max_seg_num"):
         batched_nms(segs, scores, labels, 0.1, 0.001, 0)
+
+
+def test_voting_weights_score_x_iou_or_score_alone() -> None:
+    """test_cfg.voting_weights against hand-computed votes: ActionFormer weighs each candidate by
+    score x IoU, TriDet by score alone."""
+    kept = torch.tensor([[0.0, 10.0]], dtype=torch.float64)
+    candidates = torch.tensor([[0.0, 10.0], [0.0, 8.0], [2.0, 10.0], [20.0, 30.0]], dtype=torch.float64)
+    scores = torch.tensor([0.9, 0.6, 0.3, 0.8], dtype=torch.float64)
+    # IoU with [0, 10]: 1, 0.8, 0.8, 0 (below 0.5: no vote).
+    # score x IoU: weights 0.9, 0.48, 0.24 (sum 1.62): start 0.48 / 1.62, end 15.24 / 1.62.
+    torch.testing.assert_close(segment_voting(kept, candidates, scores, 0.5),
+                               torch.tensor([[0.48 / 1.62, 15.24 / 1.62]], dtype=torch.float64))
+    # score: weights 0.9, 0.6, 0.3 (sum 1.8): start 0.6 / 1.8, end 16.8 / 1.8.
+    torch.testing.assert_close(segment_voting(kept, candidates, scores, 0.5, "score"),
+                               torch.tensor([[0.6 / 1.8, 16.8 / 1.8]], dtype=torch.float64))
+    with pytest.raises(ValueError, match="test_cfg.voting_weights must be one of"):
+        segment_voting(kept, candidates, scores, 0.5, "iou")
+    # through class-agnostic hard NMS (iou_threshold 0.7 keeps [0, 10] and [20, 30]) and decode's test_cfg
+    labels = torch.tensor([0, 1, 0, 1])
+    test_cfg = {"iou_threshold": 0.7, "min_score": 0.001, "max_seg_num": 10, "nms_method": "hard",
+                "multiclass_nms": False, "nms_sigma": 0.5, "voting_thresh": 0.5, "voting_weights": "score"}
+    segs, out_scores, _ = suppress(candidates.float(), scores.float(), labels, test_cfg)
+    assert out_scores.tolist() == pytest.approx([0.9, 0.8])
+    torch.testing.assert_close(segs, torch.tensor([[0.6 / 1.8, 16.8 / 1.8], [20.0, 30.0]]))
+    segs, _, _ = suppress(candidates.float(), scores.float(), labels, {**test_cfg, "voting_weights": "score_iou"})
+    torch.testing.assert_close(segs, torch.tensor([[0.48 / 1.62, 15.24 / 1.62], [20.0, 30.0]]))

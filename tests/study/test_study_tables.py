@@ -16,6 +16,7 @@ from tal_lab.analysis.study_table import StudyTable, latex_escape
 from tal_lab.study.tables import (study_tables, table_configurations, table_epochs, table_heads,
                                      table_loss_weight)
 from tal_lab.config import PAPER_CONFIGURATIONS
+from tal_lab.evaluation import mean_average_precision
 from tal_lab.models import build_detector
 from tal_lab.runs import STANDARD_TIOUS, load_epoch_evals, load_runs
 
@@ -190,26 +191,85 @@ def _detections(gt: pd.DataFrame, hit: float, rng: np.random.Generator) -> pd.Da
     return pd.DataFrame(rows, columns=["video-id", "t-start", "t-end", "label", "score"])
 
 
-def test_paired_significance_marks_real_differences(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def detection_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """original, A (the original's detections again), E (much better): 3 seeds each; B: one
+    much better seed; the other heads on E's pair: one seed each. Every run saved its
+    detections, and its results are their average mAP on ``gt``."""
+    root = tmp_path_factory.mktemp("detections")
     rng = np.random.default_rng(0)
     gt = pd.DataFrame([(f"v{v}", s, s + 4.0, int(rng.integers(0, 2))) for v in range(30) for s in (5.0, 20.0, 40.0)],
                       columns=["video-id", "t-start", "t-end", "label"])
-    weak = {s: _detections(gt, 0.3, rng) for s in (0, 1)}
-    for s in (0, 1):
-        for key, dets in (("original", weak[s]), ("E", _detections(gt, 0.95, rng)), ("A", weak[s])):
-            c = PAPER_CONFIGURATIONS[key]
-            run = make_run(tmp_path, f"{key}-{s}", c["backbone_type"], c["fpn_type"], s, 40.0)
+    original = {s: _detections(gt, 0.3 + 0.05 * s, rng) for s in (0, 1, 2)}
+    rows = {"original": original, "A": original, "E": {s: _detections(gt, 0.95, rng) for s in (0, 1, 2)},
+            "B": {0: _detections(gt, 0.95, rng)}}
+    for key, by_seed in rows.items():
+        c = PAPER_CONFIGURATIONS[key]
+        for s, dets in by_seed.items():
+            avg = 100 * mean_average_precision(gt, dets).average_mAP
+            run = make_run(root, f"{key}-{s}", c["backbone_type"], c["fpn_type"], s, avg)
             dets.to_csv(run / "detections.csv", index=False)
+    for head in ("trident", "decoupled"):
+        dets = _detections(gt, 0.9, rng)
+        run = make_run(root, f"{head}-0", "sgp", "identity", 0, 100 * mean_average_precision(gt, dets).average_mAP,
+                       head=head)
+        dets.to_csv(run / "detections.csv", index=False)
+    return root, gt
+
+
+def test_marks_come_from_the_combined_test_with_its_seeds_in_the_caption(
+        detection_store: tuple[Path, pd.DataFrame]) -> None:
+    root, gt = detection_store
     hook = paired_significance(gt, num_resamples=200)
-    table = table_configurations(load_runs(tmp_path), complexity=False, significance=hook)
+    table = table_configurations(load_runs(root), complexity=False, significance=hook)
     f = table.frame.set_index("key")
-    assert f.loc["E", "significant"] is True and f.loc["E", "ci_low"] > 0 and f.loc["E", "n_pairs"] == 2
+    assert f.loc["E", "significant"] is True and f.loc["E", "ci_low"] > 0 and f.loc["E", "p_value"] < 0.05
+    assert f.loc["E", "diff_vs_ref"] == pytest.approx(f.loc["E", "avg_mAP"] - f.loc["original", "avg_mAP"], abs=1e-9)
+    assert f.loc["E", "diff_vs_ref"] > 0 and f.loc["E", "se_seed"] > 0 and f.loc["E", "se_video"] > 0
+    assert (f.loc["E", "n_tested"], f.loc["E", "n_tested_ref"]) == (3, 3)
     assert f.loc["A", "significant"] is False and f.loc["A", "diff_vs_ref"] == pytest.approx(0.0)
-    assert f.loc["original", "significant"] is None and f.loc["B", "significant"] is None
+    # one seed: no estimate of training noise, so no test, however large the difference
+    assert f.loc["B", "significant"] is None and f.loc["B", "n_tested"] == 1 and math.isnan(f.loc["B", "p_value"])
+    assert f.loc["original", "significant"] is None and f.loc["C", "significant"] is None
     disp = table.display.set_index("Configuration")
     assert disp.loc[paper.TABLE1_LABELS["E"], "Avg mAP"].endswith(" *")
     assert not disp.loc[paper.TABLE1_LABELS["A"], "Avg mAP"].endswith("*")
-    assert any("paired-bootstrap 95%" in note for note in table.notes)
-    heads = table_heads(load_runs(tmp_path), complexity=False,
+    assert not disp.loc[paper.TABLE1_LABELS["B"], "Avg mAP"].endswith("*")
+    assert hook.method in table.caption and "Welch t-test" in table.caption and "200 resamples" in table.caption
+    assert "Seeds per side (row vs original): A 3 vs 3, E 3 vs 3." in table.caption
+    assert "Not tested (original: 3 seeds with detections): B (1 seed), C (0 seeds), D (0 seeds)." in table.caption
+    assert "single-seed cells are never tested" in table.caption
+    assert "mean ± sample std over the n seeds of each row" in table.caption
+    assert "Machine (the torch device in run.json; the processor model is not recorded): cpu (10 runs)." \
+        in table.caption
+
+
+def test_single_seed_rows_and_no_test_are_stated(detection_store: tuple[Path, pd.DataFrame]) -> None:
+    root, gt = detection_store
+    runs = load_runs(root)
+    heads = table_heads(runs, complexity=False,
                         significance=paired_significance(gt, reference="actionformer", num_resamples=50))
-    assert heads.frame["significant"].isna().all() and any("No significance marks" in n for n in heads.notes)
+    assert heads.frame["significant"].isna().all() and "*" not in "".join(heads.display["Avg mAP"])
+    assert "Not tested (actionformer: 3 seeds with detections): trident (1 seed), decoupled (1 seed)." in heads.caption
+    assert "single-seed cells are never tested" in heads.caption and "Seeds per side" not in heads.caption
+    untested = table_configurations(runs, complexity=False)
+    assert "No significance test was run: no row is marked." in untested.caption
+    assert "significant" not in untested.frame.columns
+    strict = table_configurations(runs, complexity=False, significance=paired_significance(gt, min_seeds=4))
+    assert strict.frame["significant"].isna().all() and "fewer than 4 seeds on either side" in strict.caption
+
+
+def test_cells_state_their_run_count_and_captions_the_machines(store: Path) -> None:
+    runs = load_runs(store)
+    seed0 = (runs["name"] == "E-s0").to_numpy()
+    runs.loc[seed0, "mAP@0.7"] = math.nan  # a run evaluated without tIoU 0.7
+    runs.loc[seed0, "device"] = "cuda:0"
+    table = table_configurations(runs, complexity=False)
+    f, disp = table.frame.set_index("key"), table.display.set_index("Configuration")
+    assert f.loc["E", "n_seeds"] == 3 and f.loc["E", "mAP@0.7 n"] == 2 and f.loc["E", "avg_mAP n"] == 3
+    assert disp.loc[paper.TABLE1_LABELS["E"], "mAP@0.7"].endswith(" (n=2)")
+    assert "(n=" not in disp.loc[paper.TABLE1_LABELS["E"], "Avg mAP"]
+    assert "cpu (" in table.caption and "cuda (1 run)" in table.caption
+    for other in (table_epochs(runs), table_loss_weight(runs)):
+        assert "Machine (the torch device in run.json" in other.caption
+        assert "mean ± sample std over the n seeds of each row" in other.caption

@@ -11,14 +11,23 @@ code from the file). Its keys extend ActionFormer's, so ActionFormer's own loade
 detector's moving positive-count normaliser, absent on models without one), ``rng`` (Python,
 NumPy, torch CPU / CUDA generators and the training loader's generator), ``tal_lab_version``.
 
+``epoch_record`` (the epoch's log record, so that a resumed run can finish an epoch whose
+evaluation did not complete; None in checkpoints of other origins).
+
 Writes go to a temporary file in the same folder, then ``os.replace``: a run killed while
-saving keeps its previous checkpoint intact.
+saving keeps its previous checkpoint intact. With ``keep_previous`` (the trainer's ``last.pt``)
+the checkpoint being replaced is kept as ``last.prev.pt`` (hard-linked, or copied where links
+are not supported, then moved into place): a checkpoint damaged after it was written
+(a truncated copy, a disk error) costs one epoch, not the run, because
+:func:`load_resumable_checkpoint` falls back to it.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,27 +37,50 @@ from torch.utils.data import DataLoader
 
 __all__ = [
     "atomic_torch_save",
+    "previous_checkpoint_path",
     "load_training_checkpoint",
+    "load_resumable_checkpoint",
     "capture_rng_state",
     "restore_rng_state",
     "loader_generators",
 ]
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` through a temporary file and ``os.replace``."""
+def previous_checkpoint_path(path: str | Path) -> Path:
+    """Where ``atomic_torch_save(..., keep_previous=True)`` keeps the replaced checkpoint:
+    ``last.pt`` -> ``last.prev.pt``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def _keep_as_previous(path: Path, tmp_previous: Path) -> None:
+    """Put the current ``path`` at its previous-checkpoint path, never leaving ``path`` missing."""
+    try:
+        os.link(path, tmp_previous)
+    except OSError:  # file systems without hard links
+        shutil.copyfile(path, tmp_previous)
+    os.replace(tmp_previous, previous_checkpoint_path(path))
+
+
+def atomic_torch_save(obj: Any, path: str | Path, keep_previous: bool = False) -> None:
+    """``torch.save`` to ``path`` through a temporary file and ``os.replace``; with
+    ``keep_previous`` the file it replaces becomes :func:`previous_checkpoint_path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp_previous = path.with_name(f".{path.name}.{os.getpid()}.prev.tmp")
     try:
         with open(tmp, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if keep_previous and path.is_file():
+            _keep_as_previous(path, tmp_previous)
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for leftover in (tmp, tmp_previous):
+            if leftover.exists():
+                leftover.unlink()
 
 
 def load_training_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -68,6 +100,37 @@ def load_training_checkpoint(path: str | Path, map_location: str | torch.device 
     if not isinstance(state, dict) or "state_dict" not in state:
         raise ValueError(f"{path}: not a checkpoint (expected a dict with 'state_dict')")
     return state
+
+
+def load_resumable_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], Path]:
+    """Read ``path`` to resume from, or, when it is missing or unreadable, the previous
+    checkpoint beside it (:func:`previous_checkpoint_path`), with a warning naming both.
+
+    Returns:
+        (checkpoint dict, the file it was read from).
+
+    Raises:
+        FileNotFoundError: neither file exists.
+        ValueError: neither file is readable (the message names both and why).
+    """
+    path = Path(path)
+    previous = previous_checkpoint_path(path)
+    try:
+        return load_training_checkpoint(path, map_location), path
+    except (FileNotFoundError, ValueError) as err:
+        if not previous.is_file():
+            raise
+        first_error = err
+    try:
+        state = load_training_checkpoint(previous, map_location)
+    except ValueError as err:
+        raise ValueError(f"cannot resume: {path} ({first_error}) and the previous checkpoint {previous} ({err}) "
+                         "are both unreadable") from err
+    warnings.warn(f"{path} is not readable ({first_error}); resuming from the previous checkpoint {previous} "
+                  f"({state.get('epochs_done', '?')} epochs done) instead", RuntimeWarning, stacklevel=2)
+    return state, previous
 
 
 def loader_generators(loader: DataLoader) -> dict[str, torch.Generator]:

@@ -16,8 +16,8 @@ class ConvBackbone(PyramidBackbone):
 
     def __init__(
         self,
-        n_in: int,
-        n_embd: int,
+        n_in: int | Sequence[int],
+        n_embd: int | Sequence[int],
         n_embd_ks: int,
         arch: Sequence[int] = (2, 2, 5),
         scale_factor: int = 2,
@@ -25,10 +25,11 @@ class ConvBackbone(PyramidBackbone):
         max_len: int = 2304,
     ) -> None:
         super().__init__(n_in, n_embd, n_embd_ks, arch, scale_factor, with_ln, max_len)
+        width = self.out_channels[0]
         for _ in range(self.arch[1]):
-            self.stem.append(ConvBlock(n_embd, 3, 1))
+            self.stem.append(ConvBlock(width, 3, 1))
         for _ in range(self.arch[2]):
-            self.branch.append(ConvBlock(n_embd, 3, scale_factor))
+            self.branch.append(ConvBlock(width, 3, scale_factor))
         self.apply(zero_bias)
 
 

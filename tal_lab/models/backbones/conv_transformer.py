@@ -20,8 +20,8 @@ class ConvTransformerBackbone(PyramidBackbone):
 
     def __init__(
         self,
-        n_in: int,
-        n_embd: int,
+        n_in: int | Sequence[int],
+        n_embd: int | Sequence[int],
         n_head: int,
         n_embd_ks: int,
         max_len: int,
@@ -40,10 +40,11 @@ class ConvTransformerBackbone(PyramidBackbone):
             raise ValueError(f"mha_win_size needs one window per level ({self.num_levels}), got {mha_win_size!r}")
         self.mha_win_size = list(mha_win_size)
         common = dict(attn_pdrop=attn_pdrop, proj_pdrop=proj_pdrop, path_pdrop=path_pdrop, use_rel_pe=use_rel_pe)
+        width = self.out_channels[0]
         for _ in range(self.arch[1]):
-            self.stem.append(TransformerBlock(n_embd, n_head, 1, self.mha_win_size[0], **common))
+            self.stem.append(TransformerBlock(width, n_head, 1, self.mha_win_size[0], **common))
         for idx in range(self.arch[2]):
-            self.branch.append(TransformerBlock(n_embd, n_head, scale_factor, self.mha_win_size[1 + idx], **common))
+            self.branch.append(TransformerBlock(width, n_head, scale_factor, self.mha_win_size[1 + idx], **common))
         self.apply(zero_bias)
 
 

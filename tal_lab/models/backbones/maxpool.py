@@ -82,8 +82,8 @@ class MaxPoolBackbone(PyramidBackbone):
 
     def __init__(
         self,
-        n_in: int,
-        n_embd: int,
+        n_in: int | Sequence[int],
+        n_embd: int | Sequence[int],
         n_embd_ks: int,
         max_len: int,
         arch: Sequence[int] = (2, 0, 5),

@@ -12,6 +12,11 @@ Calling a backbone::
 T must be divisible by ``scale_factor ** arch[2]``. Constructor arguments use the reference's
 names (``n_in``, ``n_embd``, ``mha_win_size``, ``sgp_win_size``, ...) so that a reference's
 kwargs build the same module; builders registered here map ``cfg['model']`` onto them.
+
+Several feature groups (ActionFormer's Ego4D configs: features of several extractors
+concatenated along channels): ``n_in`` and ``n_embd`` are lists of one length; each group is
+projected by its own 1x1 conv (``proj.{i}``, before the embedding, as ActionFormer does) and the
+projections are stacked, so the pyramid's width is ``sum(n_embd)``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,12 @@ from tal_lab.models.layers.attention import sinusoid_encoding
 from tal_lab.models.layers.masked import MaskedConv1D
 from tal_lab.models.layers.norm import LayerNorm
 
-__all__ = ["PyramidBackbone", "window_sizes", "zero_bias"]
+__all__ = ["PyramidBackbone", "window_sizes", "zero_bias", "embedding_width"]
+
+
+def embedding_width(n_embd: int | Sequence[int]) -> int:
+    """The pyramid's width: ``n_embd``, or the sum of the per-group projection widths."""
+    return sum(int(c) for c in n_embd) if isinstance(n_embd, (list, tuple)) else int(n_embd)
 
 
 def zero_bias(module: nn.Module) -> None:
@@ -42,6 +52,8 @@ class PyramidBackbone(nn.Module):
     block maps ``(x, mask) -> (x, mask)``.
 
     Attributes:
+        n_in: input channels (all feature groups together).
+        in_groups: channels of each feature group (None: one group, no projection).
         num_levels: pyramid levels (``arch[2] + 1``).
         strides: stride of each level in input steps.
         out_channels: channels of each level.
@@ -56,8 +68,8 @@ class PyramidBackbone(nn.Module):
 
     def __init__(
         self,
-        n_in: int,
-        n_embd: int,
+        n_in: int | Sequence[int],
+        n_embd: int | Sequence[int],
         n_embd_ks: int,
         arch: Sequence[int],
         scale_factor: int,
@@ -68,23 +80,36 @@ class PyramidBackbone(nn.Module):
         super().__init__()
         if len(arch) != 3:
             raise ValueError(f"backbone arch must be (#embedding convs, #stem, #branch), got {arch!r}")
-        self.n_in = n_in
+        self.in_groups: list[int] | None = None
+        self.proj: nn.ModuleList | None = None
+        if isinstance(n_in, (list, tuple)):
+            if not isinstance(n_embd, (list, tuple)) or len(n_embd) != len(n_in):
+                raise ValueError(f"{len(n_in)} feature groups (n_in {list(n_in)}) need one projection width each "
+                                 f"(n_embd), got {n_embd!r}")
+            self.in_groups = [int(c) for c in n_in]
+            self.proj = nn.ModuleList(MaskedConv1D(c_in, c_out, 1) for c_in, c_out in zip(n_in, n_embd))
+        elif isinstance(n_embd, (list, tuple)):
+            raise ValueError(f"n_embd lists {len(n_embd)} projection widths but n_in {n_in} is one feature group")
+        self.n_in = sum(self.in_groups) if self.in_groups is not None else int(n_in)
+        width = embedding_width(n_embd)
+        # after the projections the groups are one feature of their summed width
+        embd_in = width if self.in_groups is not None else self.n_in
         self.arch = tuple(int(a) for a in arch)
         self.scale_factor = scale_factor
         self.max_len = max_len
         self.use_abs_pe = use_abs_pe
         self.num_levels = self.arch[2] + 1
         self.strides = [scale_factor ** level for level in range(self.num_levels)]
-        self.out_channels = [n_embd] * self.num_levels
+        self.out_channels = [width] * self.num_levels
         self.embd = nn.ModuleList()
         self.embd_norm = nn.ModuleList()
         for idx in range(self.arch[0]):
             # with LayerNorm after it, a conv bias would be redundant (reference: bias=not with_ln)
-            self.embd.append(MaskedConv1D(n_in if idx == 0 else n_embd, n_embd, n_embd_ks, bias=not with_ln))
-            self.embd_norm.append(LayerNorm(n_embd) if with_ln else nn.Identity())
+            self.embd.append(MaskedConv1D(embd_in if idx == 0 else width, width, n_embd_ks, bias=not with_ln))
+            self.embd_norm.append(LayerNorm(width) if with_ln else nn.Identity())
         if use_abs_pe:
             # scaled by 1/sqrt(C) as in the reference; a buffer, not in the state dict
-            self.register_buffer("pos_embd", sinusoid_encoding(max_len, n_embd) / n_embd ** 0.5,
+            self.register_buffer("pos_embd", sinusoid_encoding(max_len, width) / width ** 0.5,
                                  persistent=False)
         self.stem = nn.ModuleList()
         self.branch = nn.ModuleList()
@@ -107,6 +132,10 @@ class PyramidBackbone(nn.Module):
     def forward(self, x: Tensor, mask: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         self.check_inputs(x, mask)
         length = x.shape[-1]
+        if self.proj is not None and self.in_groups is not None:
+            # each feature group (C_i channels) projected on its own, the projections stacked
+            x = torch.cat([proj(part, mask)[0] for proj, part in zip(self.proj, x.split(self.in_groups, dim=1))],
+                          dim=1)  # (B, sum(n_embd), T)
         for conv, norm in zip(self.embd, self.embd_norm):
             x, mask = conv(x, mask)
             x = torch.relu(norm(x))

@@ -23,8 +23,8 @@ class SGPBackbone(PyramidBackbone):
 
     def __init__(
         self,
-        n_in: int,
-        n_embd: int,
+        n_in: int | Sequence[int],
+        n_embd: int | Sequence[int],
         sgp_mlp_dim: int,
         n_embd_ks: int,
         max_len: int,
@@ -42,13 +42,14 @@ class SGPBackbone(PyramidBackbone):
         super().__init__(n_in, n_embd, n_embd_ks, arch, scale_factor, with_ln, max_len, use_abs_pe)
         if len(sgp_win_size) != self.num_levels:
             raise ValueError(f"sgp_win_size needs one kernel per level ({self.num_levels}), got {sgp_win_size!r}")
-        if n_embd % 16 != 0:
+        width = self.out_channels[0]
+        if width % 16 != 0:
             raise ValueError(f"the SGP GroupNorm uses 16 groups: embd_dim {n_embd} is not a multiple of 16")
         common = dict(k=k, n_hidden=sgp_mlp_dim, init_conv_vars=init_conv_vars, mixture=mixture)
         for _ in range(self.arch[1]):
-            self.stem.append(SGPBlock(n_embd, 1, 1, **common))
+            self.stem.append(SGPBlock(width, 1, 1, **common))
         for idx in range(self.arch[2]):
-            self.branch.append(SGPBlock(n_embd, sgp_win_size[1 + idx], scale_factor, path_pdrop=path_pdrop,
+            self.branch.append(SGPBlock(width, sgp_win_size[1 + idx], scale_factor, path_pdrop=path_pdrop,
                                         downsample_type=downsample_type, **common))
         self.apply(zero_bias)
 

@@ -1,0 +1,69 @@
+"""What the captions of Tables I-IV say about significance marks, seeds and machines.
+
+The mark itself comes from the tables' ``significance`` hook
+(:class:`tal_lab.evaluation.significance.SeedVideoTest`, the combined seed-and-video test);
+here it becomes a '*' after a row's average mAP and sentences a reader needs to judge it: which
+test, how many seeds each side had, which rows were not tested and why, and where the runs ran.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tal_lab.evaluation.significance import SeedVideoTest
+
+__all__ = ["MARK", "mark_significant", "significance_sentence", "machine_sentence"]
+
+MARK = " *"  # appended to the average mAP of a row the test finds different from the reference
+
+
+def mark_significant(cells: list[str], frame: pd.DataFrame) -> list[str]:
+    """``cells`` (one per row) with :data:`MARK` where the frame's ``significant`` is True."""
+    if "significant" not in frame.columns:
+        return cells
+    return [cell + (MARK if flag is True else "") for cell, flag in zip(cells, frame["significant"])]
+
+
+def _seeds(count: object) -> str:
+    return f"{count} seed{'' if count == 1 else 's'}"
+
+
+def significance_sentence(frame: pd.DataFrame, test: SeedVideoTest | None) -> str:
+    """The caption's account of the marks: the test, seeds per side, untested rows.
+
+    Args:
+        frame: the table's numeric frame (``key``, ``n_seeds``, and the test's columns when
+            ``test`` ran: ``n_tested``, ``n_tested_ref``, ``significant``).
+        test: the hook the table was built with (None: no test ran); its ``reference`` is the
+            reference row's ``key``.
+    """
+    if test is None:
+        return " No significance test was run: no row is marked."
+    reference = test.reference
+    alpha = 1.0 - test.level
+    rows = frame[frame["key"] != reference]
+    ref = frame.loc[frame["key"] == reference, "n_tested"]
+    ref_n = int(ref.iloc[0]) if len(ref) else 0
+    tested = rows[rows["significant"].notna()]
+    untested = rows[rows["significant"].isna()]
+    text = (f" '*' after an Avg mAP: it differs from the {reference} row's at two-sided p < {alpha:g} in "
+            f"{test.method}. Rows compared with fewer than {_seeds(test.min_seeds)} on either side have no "
+            "significance test and no mark: single-seed cells are never tested (one seed gives no estimate of "
+            "training noise).")
+    if len(tested):
+        per_side = ", ".join(f"{k} {int(n)} vs {ref_n}" for k, n in zip(tested["key"], tested["n_tested"]))
+        text += f" Seeds per side (row vs {reference}): {per_side}."
+    if len(untested):
+        listed = ", ".join(f"{k} ({_seeds(int(n))})" for k, n in zip(untested["key"], untested["n_tested"]))
+        text += f" Not tested ({reference}: {_seeds(ref_n)} with detections): {listed}."
+    return text
+
+
+def machine_sentence(runs: pd.DataFrame) -> str:
+    """'Machine: cpu (18 runs).': the torch device each run recorded in its run.json."""
+    devices = runs["device"].dropna() if "device" in runs.columns else pd.Series(dtype=object)
+    if devices.empty:
+        return " Machine: not recorded."
+    kinds = devices.astype(str).str.split(":").str[0].value_counts()
+    listed = ", ".join(f"{kind} ({count} run{'' if count == 1 else 's'})" for kind, count in sorted(kinds.items()))
+    return f" Machine (the torch device in run.json; the processor model is not recorded): {listed}."
