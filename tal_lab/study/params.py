@@ -231,6 +231,11 @@ def _real_data_config(dataset: str, data_root: Path, config_file: str) -> dict[s
     overrides = {"dataset": {"json_file": _locate(data_root, ds["json_file"], "annotation file (json_file)", dataset),
                              "feat_folder": _locate(data_root, ds["feat_folder"], "feature folder (feat_folder)",
                                                     dataset)}}
+    # ActivityNet's published recipe fuses external video-level scores: a relative path of the
+    # recipe is looked up under data_root like the annotations.
+    if cfg["test_cfg"]["ext_score_file"]:
+        overrides["test_cfg"] = {"ext_score_file": _locate(data_root, cfg["test_cfg"]["ext_score_file"],
+                                                           "external score file (test_cfg.ext_score_file)", dataset)}
     return apply_overrides(cfg, overrides)
 
 

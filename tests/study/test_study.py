@@ -221,6 +221,21 @@ def test_real_data_gets_actionformer_settings_and_paths_found_in_data_root(tmp_p
         nbp.base_config("epic", str(root), "paper", config_file=str(yaml_file))
 
 
+def test_activitynet_finds_its_external_scores_in_data_root(tmp_path: Path) -> None:
+    root = tmp_path / "anet"
+    (root / "annotations").mkdir(parents=True)
+    (root / "tsp_features").mkdir()
+    database = {"v_1": {"subset": "validation", "duration": 10.0, "fps": 30.0,
+                        "annotations": [{"label": "Action", "label_id": 0, "segment": [1.0, 2.0]}]}}
+    (root / "annotations" / "anet1.3_tsp_filtered.json").write_text(json.dumps({"database": database}))
+    (root / "annotations" / "cuhk_val_simp_share.json").write_text(json.dumps({"results": {}}))
+    cfg = nbp.base_config("anet", str(root), "paper")
+    assert cfg["test_cfg"]["ext_score_file"] == str(root / "annotations" / "cuhk_val_simp_share.json")
+    (root / "annotations" / "cuhk_val_simp_share.json").unlink()
+    with pytest.raises(NotebookParameterError, match=r"external score file \(test_cfg.ext_score_file\)"):
+        nbp.base_config("anet", str(root), "paper")
+
+
 def test_paths_filters_and_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(Path(__file__).resolve().parents[2] / "notebooks")  # JupyterLab's working directory
     assert nbp.project_root() == Path(__file__).resolve().parents[2]

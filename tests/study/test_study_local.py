@@ -20,6 +20,7 @@ from typing import Iterator
 import pytest
 
 from tal_lab.cli import main as cli_main
+from tal_lab.core.atomic_io import read_jsonl
 from tal_lab.runs import RUN_FILES, run_status
 from tal_lab.study.job_state import read_records, state_dir
 from tal_lab.study.plan import StudyPlan, build_plan
@@ -66,13 +67,17 @@ def _interrupt_each_after_its_first_epoch(plan: StudyPlan, runs: Path, signals: 
         records = read_records(runs) if (state_dir(runs) / "jobs.json").is_file() else {}
         for name, sig in signals.items():
             run_dir = runs / name
-            if name in interrupted or name not in records or not (run_dir / RUN_FILES["checkpoint"]).is_file():
+            # an epoch is done once both its checkpoint and its line in epochs.jsonl are written
+            epochs_done = len(read_jsonl(run_dir / RUN_FILES["epochs"]))
+            if name in interrupted or name not in records or not epochs_done or \
+                    not (run_dir / RUN_FILES["checkpoint"]).is_file():
                 continue
             pid = _task_pid(int(records[name].pid))
+            if pid is None:  # the controller is between two tasks
+                continue
             assert run_status(run_dir) == "running", f"{name} ended before it could be interrupted"
             running_seen += [p.name for p in study_progress(plan, runs, runs.parent / "reports")
                              if p.name == name and p.state == "running"]
-            epochs_done = len((run_dir / RUN_FILES["epochs"]).read_text().splitlines())
             os.kill(pid, sig)
             interrupted[name] = (sig.name, epochs_done)
         time.sleep(0.02)
