@@ -101,3 +101,10 @@ def test_modules_and_functions_stay_small(path: Path) -> None:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
             and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
     assert not long, f"{path}: functions over {MAX_FUNCTION_LINES} lines: {', '.join(long)}"
+
+
+def test_the_architecture_page_names_every_layer() -> None:
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    packages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+    missing = [name for name in packages if f"{name}/" not in page]
+    assert not missing, f"docs/architecture.md does not show sub-package(s) {missing}"
