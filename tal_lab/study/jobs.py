@@ -88,6 +88,12 @@ def run_failure(run_dir: Path) -> str | None:
     return str(json.loads(info_path.read_text()).get("error") or "run.json says failed")
 
 
+
+def print_line(line: str) -> None:
+    """The study's log on standard output, flushed per line (a module function, so jobs that
+    carry it pickle for submitit)."""
+    print(line, flush=True)
+
 @dataclass
 class TrainingJob(Checkpointable):
     """Train one run of the plan, then draw its report (see the module docstring).
@@ -171,7 +177,7 @@ class AnalysisJob:
     failures: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, log: Callable[[str], None] | None = None) -> AnalysisOutcome:
-        log = log or (lambda line: print(line, flush=True))
+        log = log or print_line
         failed = {**self.failures, **self._unfinished()}
         started = time.perf_counter()
         notebooks = []

@@ -32,7 +32,7 @@ from tal_lab.analysis.run_views import best_pair
 from tal_lab.engine.progress import format_seconds
 from tal_lab.runs import load_runs, run_status
 from tal_lab.study.job_state import analysis_key, read_records, update_record, write_record
-from tal_lab.study.jobs import AnalysisJob, TrainingJob, run_failure
+from tal_lab.study.jobs import AnalysisJob, TrainingJob, print_line, run_failure
 from tal_lab.study.launchers import (LAUNCHERS, Handle, LocalLauncher, SlurmLauncher, SlurmOptions, ThreadsLauncher,
                                      adopted_handle, live_state)
 from tal_lab.study.params import base_config, project_root, resolve_path
@@ -321,8 +321,7 @@ def _submit_to_slurm(ctx: _Context, slots: Sequence[DeviceSlot], outcome: StudyO
         ctx.log(f"{name}: slurm job {handle.record.job_id}")
     after = in_flight + [h.record.job_id for h in handles]
     if "IV" in ctx.plan.tables and ctx.plan.table4_pair == "auto":
-        follow: Callable[[], Any] = _ContinueOnSlurm(ctx.plan, ctx.output_root, ctx.reports_dir, ctx.notebooks,
-                                                     ctx.cwd, ctx.overrides, ctx.options)
+        follow: Callable[[], Any] = _ContinueOnSlurm(dataclasses.replace(ctx, log=print_line))
         key, what = CONTINUE_KEY, "continuation (Table IV once Table I is done, then the analysis)"
     else:
         follow, key, what = ctx.analysis_job(slots, outcome.failed), analysis_key(ctx.reports_dir), "analysis"
@@ -337,23 +336,15 @@ class _ContinueOnSlurm:
     """Slurm's job after Table I's: choose Table IV's configuration from the store, submit its
     runs, then the analysis after them."""
 
-    plan: StudyPlan
-    output_root: Path
-    reports_dir: Path
-    notebooks: Path
-    cwd: Path
-    overrides: tuple[str, ...]
-    options: LaunchOptions
+    ctx: _Context  # its log is print_line: the job is pickled for Slurm
 
     def __call__(self) -> dict[str, str]:
-        plan = dataclasses.replace(self.plan, runs=list(self.plan.runs))
-        ctx = _Context(plan=plan, output_root=self.output_root, reports_dir=self.reports_dir,
-                       notebooks=self.notebooks, cwd=self.cwd, overrides=self.overrides, options=self.options,
-                       log=lambda line: print(line, flush=True))
-        added = add_table4_runs(plan, self.output_root)
+        plan = dataclasses.replace(self.ctx.plan, runs=list(self.ctx.plan.runs))
+        ctx = dataclasses.replace(self.ctx, plan=plan)
+        added = add_table4_runs(plan, ctx.output_root)
         ctx.log(f"Table IV: heads on configuration {plan.table4_pair} (best mean average mAP of Table I)")
         outcome = StudyOutcome()
-        _submit_to_slurm(ctx, study_slots(self.options), outcome, added)
+        _submit_to_slurm(ctx, study_slots(ctx.options), outcome, added)
         return outcome.submitted
 
 
@@ -386,7 +377,7 @@ def run_study(
         train: False skips training (tables and figures from what the store holds), here.
         runs_per_device, gpus_per_run, launcher, slurm, retries: see :class:`LaunchOptions`.
     """
-    log = log or (lambda line: print(line, flush=True))
+    log = log or print_line
     options = LaunchOptions(launcher=launcher, devices=devices, runs_per_device=runs_per_device,
                             gpus_per_run=gpus_per_run, jobs=jobs, retries=retries, slurm=slurm or SlurmOptions())
     slots = study_slots(options)
