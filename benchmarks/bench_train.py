@@ -8,12 +8,14 @@ schedule, EMA). One warm-up iteration is not timed; the median of ``--iters`` ti
 is reported, and an epoch is 100 iterations (200 THUMOS14 training videos, batch 2). On CUDA
 the peak GPU memory is reported too.
 
-For scale (../shared/reference/PERFORMANCE.md): the official code takes 10.8 s per step for
-the original and 6.3 s for the SGP backbone on a 2-core CPU, and 18.6-20.2 s per epoch for the
-original on one H200.
+For scale only (../shared/reference/PERFORMANCE.md, other machines): the official code took
+18.6-20.2 s per epoch for the original on one H200; CPU figures differ between machines, so
+compare with the official code measured in the same run (bench_vs_official.py).
 
 Usage: ``python benchmarks/bench_train.py [--device auto|cpu|cuda] [--iters 3]
-[--configs original E] [--amp none|bf16|fp16] [--threads N]``
+[--configs original E] [--amp none|bf16|fp16] [--threads N] [--set engine.compile=true ...]``
+
+The official code measured beside tal_lab in one run: ``benchmarks/bench_vs_official.py``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
-from tal_lab.config import PAPER_CONFIGURATIONS, load_config, paper_configuration
+from tal_lab.config import PAPER_CONFIGURATIONS, apply_overrides, load_config, paper_configuration
+from tal_lab.core.autocast import effective_amp
+from tal_lab.engine.compile import compile_detector
 from tal_lab.config.published import published_config
 from tal_lab.engine.ema import ModelEMA
 from tal_lab.engine.optim import build_optimizer, build_scheduler
@@ -34,13 +38,12 @@ from tal_lab.models import build_detector
 
 ITERS_PER_EPOCH = 100  # THUMOS14: 200 training videos ('Validation'), batch 2
 BATCH = 2
-OFFICIAL_CPU_SEC_PER_STEP = {"original": 10.8, "E": 6.3}  # PERFORMANCE.md (2-core CPU)
 
 
-def thumos_config(name: str, amp: str) -> dict[str, Any]:
-    """The THUMOS14 config of ActionFormer with the study's configuration ``name``."""
+def thumos_config(name: str, amp: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The THUMOS14 config of ActionFormer with the study's configuration ``name`` (and ``overrides``)."""
     base = load_config(dict(published_config("thumos"), dataset_name="thumos", engine={"amp": amp}))
-    return paper_configuration(name, base)
+    return apply_overrides(paper_configuration(name, base), list(overrides))
 
 
 def random_videos(cfg: dict[str, Any], generator: torch.Generator) -> list[dict[str, Any]]:
@@ -57,14 +60,17 @@ def random_videos(cfg: dict[str, Any], generator: torch.Generator) -> list[dict[
     return videos
 
 
-def bench_config(name: str, device: torch.device, iters: int, amp: str) -> dict[str, Any]:
-    cfg = thumos_config(name, amp)
+def bench_config(name: str, device: torch.device, iters: int, amp: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    cfg = thumos_config(name, amp, overrides)
+    amp = effective_amp(device.type, amp)
     torch.manual_seed(0)
     model = build_detector(cfg).to(device)
     model.train()
     optimizer = build_optimizer(model, cfg["opt"])
     scheduler = build_scheduler(optimizer, cfg["opt"], ITERS_PER_EPOCH)
     ema = ModelEMA(model, cfg["engine"]["ema_decay"])
+    if cfg["engine"]["compile"]:
+        compile_detector(model, device)
     scaler = torch.amp.GradScaler("cuda") if (amp == "fp16" and device.type == "cuda") else None
     videos = random_videos(cfg, torch.Generator().manual_seed(0))
     clip = float(cfg["train_cfg"]["clip_grad_l2norm"])
@@ -74,17 +80,17 @@ def bench_config(name: str, device: torch.device, iters: int, amp: str) -> dict[
     def step() -> tuple[float, float]:
         start, cpu_start = time.perf_counter(), time.process_time()
         losses = training_step(model, videos, optimizer, scheduler, device, ema=ema, scaler=scaler,
-                               clip_norm=clip, amp=amp if device.type == "cuda" else "none")
+                               clip_norm=clip, amp=amp)
         float(losses["final_loss"])  # wait for the device
         return time.perf_counter() - start, time.process_time() - cpu_start
 
-    step()  # warm-up: allocator, kernels, first-call overheads
+    warmup = step()[0]  # warm-up: allocator, kernels, first-call overheads (compilation with --set engine.compile=true)
     times = [step() for _ in range(iters)]
     per_iter = statistics.median(t for t, _ in times)
     row = {"config": name, **PAPER_CONFIGURATIONS[name], "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
            "sec_per_iter": per_iter, "sec_per_epoch": per_iter * ITERS_PER_EPOCH, "iters_timed": iters,
            # CPU seconds of this process: on a shared machine, what the step costs without the waiting.
-           "cpu_sec_per_iter": statistics.median(c for _, c in times)}
+           "cpu_sec_per_iter": statistics.median(c for _, c in times), "warmup_sec": warmup}
     if device.type == "cuda":
         row["peak_gpu_GiB"] = torch.cuda.max_memory_allocated(device) / 2**30
     return row
@@ -95,7 +101,10 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     parser.add_argument("--iters", type=int, default=3, help="timed iterations per configuration (after 1 warm-up)")
     parser.add_argument("--configs", nargs="+", default=list(PAPER_CONFIGURATIONS), help="original, A-E")
-    parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"), help="mixed precision (CUDA)")
+    parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
+                        help="mixed precision (CUDA; bf16 also on CPUs with native bf16, else float32 with a warning)")
+    parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides, e.g. model.train_padding=reference engine.compile=true")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
@@ -103,19 +112,19 @@ def main() -> None:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"tal_lab training step at THUMOS14 shapes (batch {BATCH}, T 2304, 2048-d), {where}, amp {args.amp}; "
-          f"median of {args.iters} iterations, epoch = {ITERS_PER_EPOCH} iterations")
+    print(f"tal_lab training step at THUMOS14 shapes (batch {BATCH}, T 2304, 2048-d), {where}, amp "
+          f"{effective_amp(device.type, args.amp)}, overrides {args.overrides or 'none'}; median of {args.iters} "
+          f"iterations after one warm-up, epoch = {ITERS_PER_EPOCH} iterations")
     header = (f"{'config':>9} {'backbone':>16} {'neck':>9} {'params(M)':>10} {'s/iter':>8} {'s/epoch':>9}"
-              f" {'cpu s/iter':>10}")
-    print(header + ("  peak GPU GiB" if device.type == "cuda" else "  official s/iter (CPU)"))
+              f" {'cpu s/iter':>10} {'warm-up s':>9}")
+    print(header + ("  peak GPU GiB" if device.type == "cuda" else ""))
     for name in args.configs:
-        row = bench_config(name, device, args.iters, args.amp)
+        row = bench_config(name, device, args.iters, args.amp, args.overrides)
         line = (f"{name:>9} {row['backbone_type']:>16} {row['fpn_type']:>9} {row['params_M']:10.2f} "
-                f"{row['sec_per_iter']:8.3f} {row['sec_per_epoch']:9.1f} {row['cpu_sec_per_iter']:10.2f}")
+                f"{row['sec_per_iter']:8.3f} {row['sec_per_epoch']:9.1f} {row['cpu_sec_per_iter']:10.2f}"
+                f" {row['warmup_sec']:9.1f}")
         if device.type == "cuda":
             line += f"  {row['peak_gpu_GiB']:12.2f}"
-        elif name in OFFICIAL_CPU_SEC_PER_STEP:
-            line += f"  {OFFICIAL_CPU_SEC_PER_STEP[name]:>10.1f}"
         print(line, flush=True)
 
 

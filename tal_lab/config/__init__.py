@@ -13,7 +13,7 @@ explicit ones), :mod:`~tal_lab.config.validate` (one check per section),
 and :mod:`~tal_lab.config.published` (the official recipes of both repositories).
 """
 
-from tal_lab.config.defaults import DATASET_NAMES, DEFAULTS, RECIPE_DEFAULTS, TRIDET_DEFAULTS
+from tal_lab.config.defaults import DATASET_NAMES, DEFAULTS, PADDING_MODES, RECIPE_DEFAULTS, TRIDET_DEFAULTS
 from tal_lab.config.dialects import RECIPE_OPTIONS, RECIPES
 from tal_lab.config.errors import ConfigError
 from tal_lab.config.frozen import FrozenDict, FrozenList, freeze, thaw
@@ -27,7 +27,7 @@ from tal_lab.config.sentinels import ADAPTIVE_LOSS_WEIGHT, GLOBAL_ATTENTION, Att
 
 __all__ = [
     "ConfigError", "DEFAULTS", "TRIDET_DEFAULTS", "RECIPE_DEFAULTS", "RECIPES", "RECIPE_OPTIONS", "DATASET_NAMES",
-    "PAPER_CONFIGURATIONS", "GLOBAL_ATTENTION", "ADAPTIVE_LOSS_WEIGHT",
+    "PADDING_MODES", "PAPER_CONFIGURATIONS", "GLOBAL_ATTENTION", "ADAPTIVE_LOSS_WEIGHT",
     "AttentionWindow", "LossWeight", "FrozenDict", "FrozenList", "freeze", "thaw", "load_config",
     "parse_overrides", "apply_overrides", "paper_configuration", "dump_config", "reference_dict", "level_strides",
     "attention_windows", "max_div_factor", "attention_div_factor", "sgp_div_factor",

@@ -18,9 +18,13 @@ from tal_lab.config.dialects import ACTIONFORMER, RECIPE_OPTIONS, TRIDET
 from tal_lab.config.frozen import freeze, thaw
 from tal_lab.config.sentinels import GLOBAL_ATTENTION
 
-__all__ = ["DEFAULTS", "TRIDET_DEFAULTS", "RECIPE_DEFAULTS", "DATASET_NAMES", "FREE_FORM_KEYS", "DERIVED_MODEL_KEYS"]
+__all__ = ["DEFAULTS", "TRIDET_DEFAULTS", "RECIPE_DEFAULTS", "DATASET_NAMES", "FREE_FORM_KEYS", "DERIVED_MODEL_KEYS",
+           "PADDING_MODES"]
 
 DATASET_NAMES = ("thumos", "anet", "epic", "synthetic", "ego4d", "hacs")
+
+# model.eval_padding / model.train_padding (what each means: tal_lab.models.padding).
+PADDING_MODES = ("auto", "reference", "minimal")
 
 _DEFAULTS: dict[str, Any] = {
     # tal_lab: the dialect the config was read in (tal_lab.config.dialects), recorded at load.
@@ -107,13 +111,14 @@ _DEFAULTS: dict[str, Any] = {
         "decoupled_uncertainty_power": 1.0,  # >= 0; 0 turns re-scoring off
         "decoupled_dfl_weight": 0.25,  # >= 0; weight of the distribution focal loss
         "decoupled_class_aware": False,  # one boundary distribution per class instead of per point
-        # tal_lab: 'reference' pads every eval video like ActionFormer does (to max_seq_len);
-        # 'minimal' pads only to the pyramid's divisor (faster; exact for models whose valid
-        # outputs do not depend on the amount of padding).
-        "eval_padding": "reference",
-        # tal_lab: 'reference' pads training batches to max_seq_len as ActionFormer does;
-        # 'minimal' pads to the longest video rounded up (same results where exact, less work).
-        "train_padding": "reference",
+        # tal_lab (PADDING_MODES): 'reference' pads every eval video like ActionFormer does (to
+        # max_seq_len); 'minimal' pads only to the pyramid's divisor (faster; exact for models
+        # whose valid outputs do not depend on the amount of padding); 'auto' is 'minimal' for
+        # such backbones and 'reference' for the others (tal_lab.models.padding).
+        "eval_padding": "auto",
+        # tal_lab: the same for training batches ('reference': to max_seq_len as ActionFormer;
+        # 'minimal': to the longest video rounded up; same losses and gradients where exact).
+        "train_padding": "auto",
         # tal_lab: recipe option (tal_lab.config.dialects.RECIPE_OPTIONS), ActionFormer's value.
         "eval_pad_divisor": "attention_window",
     },
@@ -165,12 +170,15 @@ _DEFAULTS: dict[str, Any] = {
         "ema_decay": 0.999,
         "eval_weights": "ema",  # 'ema' or 'model'
         "eval_epochs": [],  # extra epochs evaluated during the run (Table II from one run)
-        "amp": "none",  # 'none', 'bf16' or 'fp16' (CUDA only)
+        "amp": "none",  # 'none', 'bf16' (CUDA; CPUs with native bf16) or 'fp16' (CUDA)
         "log_every": 10,
         "tensorboard": False,
         "progress": True,
         "device": "auto",  # 'auto', 'cpu', 'cuda', 'cuda:N'
         "eval_batch_size": 1,  # videos per inference batch (1, like the reference)
+        # tal_lab: torch.compile the backbone, neck and heads for training (tal_lab.engine.compile;
+        # falls back to eager, with a warning, where inductor has no C++ compiler).
+        "compile": False,
     },
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from tal_lab.config.defaults import DATASET_NAMES
+from tal_lab.config.defaults import DATASET_NAMES, PADDING_MODES
 from tal_lab.config.errors import ConfigError
 from tal_lab.config.dialects import RECIPE_OPTIONS, RECIPES
 from tal_lab.config.geometry import attention_div_factor, sgp_div_factor
@@ -118,8 +118,8 @@ def _model_choices(model: Mapping[str, Any]) -> None:
     _registered(model, "head_type", HEADS)
     _choice(model, "sgp_mixture", "model", ("tridet", "softmax"))
     _choice(model, "downsample_type", "model", ("max", "avg"))
-    _choice(model, "eval_padding", "model", ("reference", "minimal"))
-    _choice(model, "train_padding", "model", ("reference", "minimal"))
+    _choice(model, "eval_padding", "model", PADDING_MODES)
+    _choice(model, "train_padding", "model", PADDING_MODES)
     _choice(model, "decoupled_uncertainty", "model", ("std", "entropy", "none"))
     for key in ("decoupled_uncertainty_power", "decoupled_dfl_weight", "input_noise", "iou_weight_power"):
         _require(_is_number(model[key]) and model[key] >= 0, f"model.{key}",
@@ -282,6 +282,7 @@ def _engine(eng: Mapping[str, Any], opt: Mapping[str, Any]) -> None:
              "engine.eval_epochs",
              f"must list epochs in [1, warmup_epochs + epochs = {total_epochs}], got {eng['eval_epochs']!r}")
     _positive_ints(eng, ("eval_batch_size",), "engine")
+    _require(isinstance(eng["compile"], bool), "engine.compile", f"must be true or false, got {eng['compile']!r}")
 
 
 def validate_config(cfg: Mapping[str, Any]) -> None:

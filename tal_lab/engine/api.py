@@ -25,6 +25,7 @@ from torch import nn
 from tal_lab import __version__
 from tal_lab.config import ADAPTIVE_LOSS_WEIGHT, dump_config, load_config
 from tal_lab.core.atomic_io import write_csv_atomic, write_json_atomic
+from tal_lab.core.autocast import effective_amp
 from tal_lab.data.errors import raise_errors
 from tal_lab.data.features import read_features
 from tal_lab.data.transforms import resize_features
@@ -122,7 +123,7 @@ def _run_info(cfg: Mapping[str, Any], name: str, ctx: DistContext) -> dict[str, 
         if cfg["engine"]["ema"] else "model",
         "tal_lab_version": __version__, "git_commit": git_commit(), "torch_version": torch.__version__,
         "python_version": platform.python_version(), "device": str(ctx.device), "world_size": ctx.world_size,
-        "amp": cfg["engine"]["amp"] if ctx.device.type == "cuda" else "none", "num_params": None,
+        "amp": effective_amp(ctx.device.type, cfg["engine"]["amp"]), "num_params": None,
         "resumed": [],
     }
 

@@ -38,13 +38,19 @@ class ModelEMA:
     def update(self, model: nn.Module) -> None:
         """Move the average one step towards ``model``'s current weights."""
         current = model.state_dict()
+        averaged, values = [], []
         for key, ema_value in self.module.state_dict().items():
             value = current[key].detach()
             if ema_value.is_floating_point():
-                # decay * ema + (1 - decay) * model, in the reference's order of operations
-                ema_value.mul_(self.decay).add_(value.to(ema_value.dtype), alpha=1.0 - self.decay)
+                averaged.append(ema_value)
+                values.append(value.to(ema_value.dtype))
             else:
                 ema_value.copy_(value)
+        if averaged:
+            # decay * ema + (1 - decay) * model, in the reference's order of operations; the
+            # foreach kernels do per tensor what mul_ / add_ do, in one call over all of them
+            torch._foreach_mul_(averaged, self.decay)
+            torch._foreach_add_(averaged, values, alpha=1.0 - self.decay)
 
     @torch.no_grad()
     def set(self, model: nn.Module) -> None:

@@ -39,6 +39,7 @@ from tal_lab.config import apply_overrides
 from tal_lab.engine import components
 from tal_lab.engine.checkpoints.training_state import (
     atomic_torch_save, capture_rng_state, load_resumable_checkpoint, restore_rng_state)
+from tal_lab.engine.compile import compile_detector
 from tal_lab.engine.distributed import DistContext, barrier, unwrap, wrap_ddp
 from tal_lab.engine.ema import ModelEMA
 from tal_lab.engine.evaluator import (
@@ -47,7 +48,7 @@ from tal_lab.engine.evaluator import (
 from tal_lab.engine.optim import build_optimizer, build_scheduler, current_lr, total_epochs
 from tal_lab.engine.progress import format_epoch_line, progress_mode
 from tal_lab.core.atomic_io import append_jsonl, read_jsonl, rewrite_jsonl, write_csv_atomic, write_json_atomic
-from tal_lab.core.autocast import autocast
+from tal_lab.core.autocast import autocast, effective_amp
 from tal_lab.runs import RUN_FILES
 
 __all__ = ["NonFiniteLossError", "Trainer", "training_step", "evaluate_detector", "forked_rng"]
@@ -81,7 +82,7 @@ def evaluate_detector(
 ) -> EvalResult:
     """Detections and mAP of ``model`` on the evaluation split (fusion when configured)."""
     start = time.perf_counter()
-    amp = cfg["engine"]["amp"] if device.type == "cuda" else "none"
+    amp = effective_amp(device.type, cfg["engine"]["amp"])
     detections, num_videos, infer_seconds = run_inference(model, loader, device, amp, progress, total=len(loader))
     ground_truth = agnostic_ground_truth(cfg, ground_truth_for(cfg, dataset))
     num_labels = int(cfg["dataset"]["num_classes"])
@@ -113,7 +114,7 @@ def training_step(
 ) -> dict[str, torch.Tensor]:
     """One ActionFormer iteration; returns the losses, detached, still on the device.
 
-    zero grad -> forward (autocast under ``amp`` on CUDA) -> backward of ``final_loss``
+    zero grad -> forward (autocast under ``amp`` where the device does it) -> backward of ``final_loss``
     (scaled for fp16) -> clip the L2 norm to ``clip_norm`` unless None -> optimiser step ->
     schedule step -> EMA update.
     """
@@ -160,7 +161,7 @@ class Trainer:
         self.progress_mode = progress_mode(progress and ctx.is_main)
         self.progress = self.progress_mode == "bars"  # tqdm bars (widgets in JupyterLab)
         self.engine_cfg = cfg["engine"]
-        self.amp = self.engine_cfg["amp"] if self.device.type == "cuda" else "none"
+        self.amp = effective_amp(self.device.type, self.engine_cfg["amp"])
         self.total_epochs = total_epochs(cfg["opt"])
         self.eval_epochs = sorted(set(int(e) for e in self.engine_cfg["eval_epochs"]) | {self.total_epochs})
         self.use_ema = bool(self.engine_cfg["ema"])
@@ -196,6 +197,8 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg["opt"], self.iters_per_epoch)
         self.ema = ModelEMA(detector, float(self.engine_cfg["ema_decay"])) if self.use_ema else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
+        # compiled after the EMA copy: evaluation (the EMA weights) stays eager
+        self.compiled = compile_detector(detector, self.device) if self.engine_cfg["compile"] else []
         self.model = wrap_ddp(detector, ctx)
         if ctx.enabled:
             # Same initial weights everywhere (DDP broadcast them); different randomness per rank.

@@ -46,18 +46,20 @@ class Detector(nn.Module):
         max_div_factor: the reference's padding divisor for over-length inference inputs.
         test_cfg: ActionFormer's ``test_cfg`` for inference.
         init_loss_norm: start value of the loss normaliser.
-        eval_padding: 'reference' pads every inference video as ActionFormer does (to
-            max_seq_len, or to a multiple of max_div_factor when longer; videos are batched by
-            padded length), so results equal the reference's. 'minimal' pads short videos
-            only as far as needed to keep one padded step at every pyramid level
+        eval_padding: 'auto' (the default): 'minimal' where that is exact, else 'reference'.
+            'reference' pads every inference video as ActionFormer does (to max_seq_len, or to
+            a multiple of max_div_factor when longer; videos are batched by padded length), so
+            results equal the reference's. 'minimal' pads short videos only as far as needed
+            to keep one padded step at every pyramid level
             (:class:`~tal_lab.models.padding.PaddingPolicy`): faster, and the same results for
             backbones whose valid outputs do not depend on the amount of padding
-            (``backbone.padding_invariant``: convTransformer, conv; up to attention logits of
-            masked keys getting -inf instead of -1e4, both weighing exactly 0 after the
-            softmax); refused for SGP.
-        train_padding: 'reference' pads training batches to max_seq_len; 'minimal' pads them
-            as 'minimal' inference does (same losses and gradients for padding-invariant
-            backbones; only the random dropout masks differ, being drawn for other shapes).
+            (``backbone.padding_invariant``: convTransformer, conv, maxpool; up to attention
+            logits of masked keys getting -inf instead of -1e4, both weighing exactly 0 after
+            the softmax); refused for SGP.
+        train_padding: 'auto', 'reference' (pad training batches to max_seq_len) or 'minimal'
+            (pad them as 'minimal' inference does: same losses and gradients for
+            padding-invariant backbones; only the random dropout masks differ, being drawn for
+            other shapes).
         input_noise: TriDet's training trick: Gaussian noise of this std added to the whole
             padded training batch (0: off, ActionFormer).
     """
@@ -159,7 +161,7 @@ class Detector(nn.Module):
         """The padding policy of this detector's current settings (every padded length comes
         from it; :meth:`PaddingPolicy.from_config` gives the same one from its config)."""
         return PaddingPolicy(self.max_seq_len, self.max_div_factor, self.backbone.strides[-1], self.eval_padding,
-                             self.train_padding)
+                             self.train_padding, bool(getattr(self.backbone, "padding_invariant", False)))
 
     def eval_groups(self, lengths: Sequence[int]) -> list[tuple[int, list[int]]]:
         """How inference batches videos: :meth:`PaddingPolicy.eval_groups` of :attr:`padding`."""

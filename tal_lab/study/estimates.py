@@ -17,13 +17,13 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from tal_lab.config import DEFAULTS
 from tal_lab.data.synthetic_spec import get_preset
 from tal_lab.study.plan import TABLE1_CONFIGURATIONS, RunSpec
 
-__all__ = ["FIGURES_FILE", "Estimate", "epoch_figures", "data_size", "estimate_run"]
+__all__ = ["FIGURES_FILE", "Estimate", "epoch_figures", "data_size", "estimate_run", "training_order"]
 
 FIGURES_FILE = Path(__file__).with_name("epoch_seconds.json")
 # Plan data tags -> the size their figures were measured at.
@@ -105,3 +105,18 @@ def estimate_run(spec: RunSpec, data_tag: str, device: str, train_videos: int | 
              f"{f' + {evaluations} evaluation(s)' if timed_eval else ', evaluation not timed'} ({size}, "
              f"{device_kind}{f', {threads} thread(s)' if threads else ''}; {table.get('machine', '?')})")
     return Estimate(seconds, basis)
+
+
+def training_order(specs: Sequence[RunSpec], data_tag: str, device: str,
+                   figures: Mapping[str, Any] | None = None) -> list[RunSpec]:
+    """The order a study starts its runs in: Table I's first (Table IV waits for all of them),
+    then the others; within each group the longest estimated run first, so that the last runs
+    to start are short ones and no slot idles at the end while one long run finishes. Runs
+    without an estimate keep their plan order, after the estimated ones of their group."""
+    def key(indexed: tuple[int, RunSpec]) -> tuple[int, float, int]:
+        index, spec = indexed
+        seconds = estimate_run(spec, data_tag, device, figures=figures).seconds
+        table1 = any(use.startswith("I:") for use in spec.uses)
+        return (0 if table1 else 1, -seconds if seconds is not None else float("inf"), index)
+
+    return [spec for _, spec in sorted(enumerate(specs), key=key)]

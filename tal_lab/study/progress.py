@@ -18,7 +18,7 @@ from pathlib import Path
 from tal_lab.core.atomic_io import read_jsonl
 from tal_lab.engine.progress import format_seconds
 from tal_lab.runs import RUN_FILES, run_status
-from tal_lab.study.estimates import estimate_run
+from tal_lab.study.estimates import estimate_run, training_order
 from tal_lab.study.job_state import JobRecord, analysis_key, read_records
 from tal_lab.study.jobs import notebook_traceback, run_failure
 from tal_lab.study.launchers import job_log_tail, live_state, watch_jobs
@@ -37,7 +37,9 @@ def dry_run_text(plan: StudyPlan, options: LaunchOptions, gpu_count: int | None 
                  cpu_cores: int | None = None) -> str:
     """The plan, then one line per run: where it trains and its estimated time."""
     slots = study_slots(options, gpu_count, cpu_cores)
+    device = slots[0].notebook_device
     lines = [plan.describe(), ""]
+    runs = list(plan.runs)
     if options.launcher == "slurm":
         gpus = options.slurm_gpus
         lines.append(f"launcher slurm: one job array of {len(plan.runs)} task(s), {gpus or 'no'} GPU(s) and "
@@ -46,12 +48,12 @@ def dry_run_text(plan: StudyPlan, options: LaunchOptions, gpu_count: int | None 
         where = [(spec.run_name(plan.data_tag), f"array task {i}") for i, spec in enumerate(plan.runs)]
     else:
         lines.append(f"launcher {options.launcher}: {len(slots)} slot(s): "
-                     + ", ".join(slot.describe() for slot in slots))
-        where = [(name, slot.describe()) for name, slot in place_runs(plan.run_names(), slots)]
-    device = slots[0].notebook_device
+                     + ", ".join(slot.describe() for slot in slots) + "; runs listed in the order they start")
+        runs = training_order(plan.runs, plan.data_tag, device)
+        where = [(name, slot.describe()) for name, slot in place_runs([s.run_name(plan.data_tag) for s in runs], slots)]
     total, unknown = 0.0, 0
     width = max((len(name) for name, _ in where), default=0)
-    for spec, (name, place) in zip(plan.runs, where):
+    for spec, (name, place) in zip(runs, where):
         estimate = estimate_run(spec, plan.data_tag, device)
         if estimate.seconds is None:
             unknown += 1

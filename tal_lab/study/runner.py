@@ -31,6 +31,7 @@ import torch
 from tal_lab.analysis.run_views import best_pair
 from tal_lab.engine.progress import format_seconds
 from tal_lab.runs import load_runs, run_status
+from tal_lab.study.estimates import training_order
 from tal_lab.study.job_state import analysis_key, read_records, update_record, write_record
 from tal_lab.study.jobs import AnalysisJob, TrainingJob, print_line, run_failure
 from tal_lab.study.launchers import (LAUNCHERS, Handle, LocalLauncher, SlurmLauncher, SlurmOptions, ThreadsLauncher,
@@ -212,7 +213,10 @@ class _TrainingLoop:
                  outcome: StudyOutcome) -> None:
         plan = ctx.plan
         self.ctx, self.launcher, self.outcome, self.slots = ctx, launcher, outcome, list(slots)
-        self.pending: list[tuple[RunSpec, int]] = [(spec, 1) for spec in plan.runs]  # (run, attempt)
+        self.device = slots[0].notebook_device if slots else CPU
+        # (run, attempt), longest first within Table I, then the rest (training_order)
+        self.pending: list[tuple[RunSpec, int]] = [(spec, 1) for spec in training_order(plan.runs, plan.data_tag,
+                                                                                          self.device)]
         self.free = list(slots)
         self.running: dict[Handle, tuple[RunSpec, DeviceSlot | None, int, float]] = {}
         self.settled: set[tuple] = set()
@@ -233,7 +237,9 @@ class _TrainingLoop:
                 self.table4_waiting = False
                 added = add_table4_runs(self.ctx.plan, self.ctx.output_root)
                 self.total -= self.table4_runs - len(added)
-                self.pending += [(spec, 1) for spec in added]
+                attempts = {spec.key: attempt for spec, attempt in self.pending}
+                specs = training_order([spec for spec, _ in self.pending] + added, self.ctx.plan.data_tag, self.device)
+                self.pending = [(spec, attempts.get(spec.key, 1)) for spec in specs]
                 self.ctx.log(f"Table IV: heads on configuration {self.ctx.plan.table4_pair} (best mean average mAP "
                              f"of Table I)")
 

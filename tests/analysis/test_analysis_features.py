@@ -284,11 +284,13 @@ def test_runs_without_ema_fall_back_to_raw_weights(tmp_path: Path) -> None:
         run_checkpoints(tmp_path)
 
 
-def test_extract_features_groups_by_padded_length() -> None:
-    cfg = pyramid_config("original")
+@pytest.mark.parametrize(("padding", "short_length"), [("reference", T), ("auto", 24)])
+def test_extract_features_groups_by_padded_length(padding: str, short_length: int) -> None:
+    cfg = pyramid_config("original", eval_padding=padding)
     detector = build_detector(cfg)
     long_video = torch.randn(C_IN, T + 8)  # longer than max_seq_len: padded to the divisor, own batch
     groups = extract_features(detector, [torch.randn(C_IN, 10), long_video], cfg=cfg, layers=False)
     assert [g[0] for g in groups] == [[0], [1]]
-    assert groups[0][1].backbone[0].feats.shape[-1] == T
+    # the short video: to max_seq_len (reference), or to its need 10 -> 16 + one step of the top stride 8 (auto)
+    assert groups[0][1].backbone[0].feats.shape[-1] == short_length
     assert groups[1][1].backbone[0].feats.shape[-1] % 8 == 0 and groups[1][1].backbone[0].feats.shape[-1] > T

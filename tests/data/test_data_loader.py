@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from tal_lab.config import load_config
+from tal_lab.config import apply_overrides, load_config
 from tal_lab.data import build_data_loader, build_dataset, collate_videos, generate_synthetic, make_data_loader, pad_videos
 from tal_lab.data.batching import VIDEO_KEYS
 
@@ -56,17 +56,21 @@ def test_training_loader_needs_one_full_batch(cfg: dict[str, Any]) -> None:
 
 def test_pad_videos_masks_and_lengths(cfg: dict[str, Any]) -> None:
     videos = [build_dataset(cfg, "val")[i] for i in range(2)]
-    model = cfg["model"]
-    feats, masks = pad_videos(videos, model, training=False)
-    # 238 and 260 steps, both within max_seq_len 576: inference pads them to it
-    assert [v["feats"].shape[1] for v in videos] == [238, 260] and model["max_seq_len"] == 576
+    reference = apply_overrides(cfg, ["model.eval_padding=reference", "model.train_padding=reference"])["model"]
+    feats, masks = pad_videos(videos, reference, training=False)
+    # 238 and 260 steps, both within max_seq_len 576: reference inference pads them to it
+    assert [v["feats"].shape[1] for v in videos] == [238, 260] and reference["max_seq_len"] == 576
     assert feats.shape == (2, 16, 576) and masks.shape == (2, 1, 576) and masks.dtype == torch.bool
     for row, video in enumerate(videos):
         t = video["feats"].shape[1]
         assert masks[row, 0, :t].all() and not masks[row, 0, t:].any()
         assert torch.equal(feats[row, :, :t], video["feats"]) and not feats[row, :, t:].any()
-    train_feats, _ = pad_videos(collate_videos([build_dataset(cfg, "train")[0]]), model, training=True)
-    assert train_feats.shape[-1] == model["max_seq_len"]
+    train_feats, _ = pad_videos(collate_videos([build_dataset(cfg, "train")[0]]), reference, training=True)
+    assert train_feats.shape[-1] == reference["max_seq_len"]
+    # the default 'auto' is 'minimal' for the convTransformer: 260 -> 288 (top stride 32) + one step of 32
+    assert cfg["model"]["backbone_type"] == "convTransformer" and cfg["model"]["eval_padding"] == "auto"
+    feats, masks = pad_videos(videos, cfg["model"], training=False)
+    assert feats.shape == (2, 16, 320) and masks.sum().item() == 238 + 260
 
 
 def test_collate_rejects_non_video_items() -> None:

@@ -28,8 +28,11 @@ def _assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: dict[str, f
         torch.testing.assert_close(actual, expected, atol=tol["atol"], rtol=tol["rtol"], msg=lambda m: f"{what}: {m}")
 
 
-def _af_model(fix: dict[str, Any], dtype: torch.dtype = torch.float64) -> torch.nn.Module:
-    model = build_detector(load_config(fix["config"])).to(dtype)
+def _af_model(fix: dict[str, Any], dtype: torch.dtype = torch.float64, padding: str = "auto") -> torch.nn.Module:
+    """The fixture's model; ``padding`` sets model.eval_padding and train_padding ('auto' is the
+    default: 'minimal' for these padding-invariant backbones)."""
+    cfg = load_config(fix["config"], {"model": {"eval_padding": padding, "train_padding": padding}})
+    model = build_detector(cfg).to(dtype)
     load_checkpoint(model, {k: v.to(dtype) for k, v in fix["state_dict"].items()})  # strict
     return model
 
@@ -77,10 +80,11 @@ def test_seeded_init_equals_reference_init(shared_dir: Path, case: str) -> None:
 
 
 @pytest.mark.needs_shared
+@pytest.mark.parametrize("padding", ["auto", "reference"])
 @pytest.mark.parametrize("case", AF_CASES)
-def test_training_forward_gives_reference_losses(shared_dir: Path, case: str) -> None:
+def test_training_forward_gives_reference_losses(shared_dir: Path, case: str, padding: str) -> None:
     fix = load_golden(shared_dir, case)
-    model = _af_model(fix).train()
+    model = _af_model(fix, padding=padding).train()
     for module in model.modules():  # the stress fixture keeps drop-path modules at p = 0
         if hasattr(module, "drop_prob"):
             module.drop_prob = 0.0
@@ -108,15 +112,19 @@ def _assert_detections(results: list[dict[str, Any]], expected: list[dict[str, A
 
 
 @pytest.mark.needs_shared
+@pytest.mark.parametrize("padding", ["auto", "reference"])
 @pytest.mark.parametrize("case", AF_CASES)
-def test_inference_gives_reference_detections(shared_dir: Path, case: str) -> None:
+def test_inference_gives_reference_detections(shared_dir: Path, case: str, padding: str) -> None:
     fix = load_golden(shared_dir, case)
     tol = fix["tolerances"]["detections"]
     # float32 end to end, as the reference forward() ran it
-    model32 = _af_model(fix, torch.float32).eval()
+    model32 = _af_model(fix, torch.float32, padding).eval()
+    if padding == "auto":  # the fixture's 163-step video alone (below) is padded to 224, not 256
+        lengths = [v["feats"].shape[-1] for v in _videos(fix)]
+        assert lengths == [256, 163] and model32.padding.eval_groups([163]) == [(224, [0])]
     _assert_detections(model32(_videos(fix, torch.float32)), fix["detections"]["e2e_float32"]["per_video"], tol)
     # float64 model: the 'thumos' variant (post-processing of the stored float64 outputs)
-    model64 = _af_model(fix).eval()
+    model64 = _af_model(fix, padding=padding).eval()
     videos = _videos(fix)
     batched = model64(videos)
     _assert_detections(batched, fix["detections"]["variants"]["thumos"]["per_video"], tol)

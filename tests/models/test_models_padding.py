@@ -47,16 +47,33 @@ def test_one_batch_length_or_an_error_naming_the_groups() -> None:
         REFERENCE.batch_length([40, 100], training=False)
     with pytest.raises(ValueError, match="cannot pad an empty batch"):
         REFERENCE.batch_length([], training=False)
-    with pytest.raises(ValueError, match=r"model.eval_padding must be one of \('reference', 'minimal'\)"):
+    with pytest.raises(ValueError, match=r"model.eval_padding must be one of \('auto', 'reference', 'minimal'\)"):
         PaddingPolicy(64, 16, 4, eval_padding="none")
 
 
 @pytest.mark.parametrize("backbone", ["convTransformer", "conv", "sgp", "maxpool"])
-@pytest.mark.parametrize("padding", ["reference", "minimal"])
+@pytest.mark.parametrize("padding", ["auto", "reference", "minimal"])
 def test_the_config_gives_the_detectors_policy(backbone: str, padding: str) -> None:
-    modes = {"eval_padding": padding, "train_padding": padding} if backbone != "sgp" else {}
+    modes = {"eval_padding": padding, "train_padding": padding} if (backbone, padding) != ("sgp", "minimal") else {}
     cfg = tiny_config(model={"backbone_type": backbone, "fpn_type": "fpn", **modes})
     assert PaddingPolicy.from_config(cfg["model"]) == build_detector(cfg).padding
+
+
+@pytest.mark.parametrize(("backbone", "abs_pe", "expected"), [
+    ("convTransformer", False, "minimal"), ("convTransformer", True, "minimal"), ("conv", False, "minimal"),
+    ("maxpool", False, "minimal"), ("maxpool", True, "reference"), ("sgp", False, "reference")])
+def test_auto_is_minimal_exactly_where_the_backbone_is_padding_invariant(backbone: str, abs_pe: bool,
+                                                                         expected: str) -> None:
+    cfg = tiny_config(model={"backbone_type": backbone, "use_abs_pe": abs_pe})
+    assert cfg["model"]["eval_padding"] == cfg["model"]["train_padding"] == "auto"  # the default
+    detector = build_detector(cfg)
+    assert detector.backbone.padding_invariant == (expected == "minimal")
+    policy = detector.padding
+    assert policy.eval_mode == policy.train_mode == expected
+    # what it pads to: 'minimal' pads two short videos (max_seq_len 64 in the tiny config) to their need
+    need = policy.minimal_length([9, 20])
+    assert policy.train_length([9, 20]) == (need if expected == "minimal" else cfg["model"]["max_seq_len"])
+    assert need < cfg["model"]["max_seq_len"]
 
 
 def test_eval_pad_divisor_stride_x_sgp_window_or_attention_window() -> None:

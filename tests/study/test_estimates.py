@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tal_lab.study.estimates import epoch_figures, estimate_run
+from tal_lab.study.estimates import epoch_figures, estimate_run, training_order
 from tal_lab.study.plan import TABLE1_CONFIGURATIONS, TABLE4_HEADS, RunSpec, build_plan
 from tal_lab.study.progress import dry_run_text
 from tal_lab.study.runner import LaunchOptions
@@ -71,3 +71,23 @@ def test_dry_run_prints_each_run_with_its_slot_or_job_and_its_time(tmp_path: Pat
 
     slurm = dry_run_text(plan, LaunchOptions(launcher="slurm", gpus_per_run=1), gpu_count=0, cpu_cores=2)
     assert "launcher slurm: one job array of 3 task(s), 1 GPU(s)" in slurm and "array task 2" in slurm
+
+
+def test_runs_start_table_one_first_and_longest_first() -> None:
+    """Table IV waits for all of Table I, so Table I's runs go first; within each group the
+    longest estimate starts first; a run without an estimate keeps its place after them."""
+    table = {"machine": "test", "figures": [
+        *TABLE["figures"],
+        {"size": "synthetic-quick", "configuration": "B", "head": "actionformer", "device": "cpu", "threads": 1,
+         "seconds_per_epoch": 3.0, "eval_seconds": 1.0, "train_videos": 64}]}
+
+    def spec(backbone: str, uses: tuple[str, ...], loss_weight: float = 1.0, head: str = "actionformer") -> RunSpec:
+        return RunSpec(backbone, "identity", head, epochs=12, loss_weight=loss_weight, seed=1, uses=uses)
+
+    conv = spec("conv", ("I:B",))
+    original = spec("convTransformer", ("I:original",))
+    maxpool = spec("maxpool", ("I:maxpool",))  # no figure in this table
+    lambda2 = spec("convTransformer", ("III:2",), loss_weight=2.0)
+    trident = spec("convTransformer", ("IV:trident@original",), head="trident")  # no figure
+    order = training_order([lambda2, conv, trident, maxpool, original], "synthetic-quick", "cpu", figures=table)
+    assert order == [original, conv, maxpool, lambda2, trident]
