@@ -43,6 +43,9 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--data-root",), {"default": "", "help": "dataset folder (required for real datasets)"}),
     (("--config-file",), {"default": "", "help": "ActionFormer YAML for real data (optional)"}),
     (("--seeds",), {"type": int, "default": 1, "help": "training seeds per run (default 1; 3 recommended)"}),
+    (("--first-seed",), {"type": int, "default": None,
+                         "help": "first of the --seeds consecutive seeds (default 1234567891, ActionFormer's); "
+                                 "--seeds 3 --first-seed 1234567894 replicates a 3-seed study on new seeds"}),
     (("--jobs",), {"type": int, "default": None,
                    "help": "runs trained at once (default: one per GPU slot; on the CPU min(2, cores))"}),
     (("--output-root",), {"default": "runs", "help": "the run store (default runs; on a cluster, a shared folder)"}),
@@ -102,7 +105,8 @@ def _launch_options(args: argparse.Namespace) -> LaunchOptions:
 
 def _cmd_study(args: argparse.Namespace) -> int:
     plan = build_plan(preset=args.preset, dataset=args.dataset, data_root=args.data_root,
-                      config_file=args.config_file, seeds=args.seeds, tables=_split(args.tables),
+                      config_file=args.config_file, seeds=args.seeds, first_seed=args.first_seed,
+                      tables=_split(args.tables),
                       configurations=_split(args.configs) or None, table2_runs=args.table2_runs,
                       table4_pair=args.table4_pair, epochs=args.epochs)
     options = _launch_options(args)

@@ -129,9 +129,11 @@ def scaled_epochs(epochs: int, reference: Sequence[int] = PAPER_TABLE2_EPOCHS) -
 
 
 def seed_list(count: int, base: int | None = None) -> tuple[int, ...]:
-    """``count`` training seeds starting at ActionFormer's default seed."""
+    """``count`` consecutive training seeds from ``base`` (default ActionFormer's seed)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"seeds must be a positive integer, got {count!r}")
+    if base is not None and (isinstance(base, bool) or not isinstance(base, int) or base < 0):
+        raise ValueError(f"first_seed must be a non-negative integer, got {base!r}")
     start = int(DEFAULTS["init_rand_seed"]) if base is None else int(base)
     return tuple(start + i for i in range(count))
 
@@ -146,6 +148,7 @@ def build_plan(
     data_root: str = "",
     config_file: str = "",
     seeds: int = 1,
+    first_seed: int | None = None,
     tables: Sequence[str] = TABLES,
     configurations: Sequence[str] | None = None,
     table2_runs: str = "one",
@@ -160,6 +163,9 @@ def build_plan(
         base_cfg: the dataset's base config (default: built from dataset / data_root / preset,
             which generates the synthetic data if needed); it gives the preset's epochs.
         epochs: Table I / III epochs instead of the preset's.
+        first_seed: the first of the ``seeds`` consecutive training seeds (default
+            ActionFormer's 1234567891); ``seeds=3, first_seed=1234567894`` replicates a
+            3-seed study on three new seeds.
         configurations: Table I rows to run (default all: original, A-E, maxpool).
 
     Raises:
@@ -194,7 +200,7 @@ def build_plan(
         t2_epochs = scaled_epochs(t1_epochs)
     plan = StudyPlan(preset=preset, dataset=dataset, data_root=str(data_root), config_file=config_file,
                      data_tag=data_tag, table1_epochs=t1_epochs, table2_epochs=tuple(t2_epochs),
-                     table2_runs=table2_runs, seeds=seed_list(seeds), tables=tuple(tables),
+                     table2_runs=table2_runs, seeds=seed_list(seeds, first_seed), tables=tuple(tables),
                      configurations=configurations, table4_pair=table4_pair)
     specs: dict[tuple, RunSpec] = {}
     original = TABLE1_CONFIGURATIONS["original"]

@@ -71,6 +71,14 @@ def test_seeds_repeat_every_run_and_separate_table2_runs_add_lengths(tmp_path: P
     assert uses["II:12"] is uses["I:original"] and uses["II:1"].epochs == 1 and not uses["I:original"].eval_epochs
 
 
+def test_first_seed_starts_a_replication_on_new_seeds_with_new_run_names(tmp_path: Path) -> None:
+    first = build_plan(preset="quick", data_root=str(tmp_path), seeds=3, tables=("I",))
+    again = build_plan(preset="quick", data_root=str(tmp_path), seeds=3, first_seed=1234567894, tables=("I",))
+    assert again.seeds == (1234567894, 1234567895, 1234567896)
+    names = {s.run_name(first.data_tag) for s in first.runs}
+    assert len(again.runs) == len(first.runs) and not names & {s.run_name(again.data_tag) for s in again.runs}
+
+
 def test_fixed_table4_pair_adds_the_other_heads_and_shares_the_actionformer_one(tmp_path: Path) -> None:
     plan = build_plan(preset="tiny", data_root=str(tmp_path), tables=("I", "IV"), table4_pair="E")
     uses = _by_uses(plan)
@@ -95,6 +103,7 @@ def test_paper_preset_follows_the_paper_protocol(tmp_path: Path) -> None:
     ({"table4_pair": "Z"}, "table4_pair 'Z'"),
     ({"dataset": "thumos14", "data_root": ""}, "parameter data_root is required for dataset 'thumos14'"),
     ({"seeds": 0}, "seeds must be a positive integer"),
+    ({"seeds": 3, "first_seed": -1}, "first_seed must be a non-negative integer, got -1"),
 ])
 def test_bad_plan_options_are_errors_naming_them(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=None) as info:
@@ -137,10 +146,10 @@ def test_table4_goes_to_the_best_finished_table1_configuration(tmp_path: Path) -
 
 def test_dry_run_prints_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     args = ["--dry-run", "--preset", "tiny", "--data-root", str(tmp_path / "d"), "--tables", "I,III",
-            "--configs", "original,E", "--seeds", "2"]
+            "--configs", "original,E", "--seeds", "2", "--first-seed", "7"]
     assert cli_main(["study", *args]) == 0
     out = capsys.readouterr().out
-    assert "2 seed(s)" in out and "12 run(s) after removing duplicates" in out and "[I:original; III:1]" in out
+    assert "2 seed(s) [7, 8]" in out and "12 run(s) after removing duplicates" in out and "[I:original; III:1]" in out
     assert cli_main(["study", "--dry-run", "--tables", "VI"]) == 1
     assert "unknown table(s) ['VI']" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
