@@ -25,7 +25,7 @@ import pandas as pd
 
 from tal_lab import __version__
 from tal_lab.cli.data import add_data_commands
-from tal_lab.cli.study import add_study_command
+from tal_lab.cli.study import add_compare_command, add_study_command
 from tal_lab.config import RECIPES
 from tal_lab.core.atomic_io import write_csv_atomic, write_text_atomic
 from tal_lab.engine import detect, evaluate, train
@@ -201,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_commands(sub)
     add_study_command(sub)
+    add_compare_command(sub)
     return parser
 
 

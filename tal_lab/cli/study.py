@@ -10,9 +10,13 @@ from tal_lab.study.launchers import LAUNCHERS, SlurmOptions
 from tal_lab.study.params import DATASETS, STUDY_PRESETS, resolve_path
 from tal_lab.study.plan import TABLE1_CONFIGURATIONS, TABLES, build_plan
 from tal_lab.study.progress import dry_run_text, status_text
+from tal_lab.study.replication import compare_marks, replication_summary
 from tal_lab.study.runner import LaunchOptions, run_study
 
-__all__ = ["add_study_command"]
+__all__ = ["add_study_command", "add_compare_command"]
+
+# The marked tables, their exported numeric frames and their reference rows.
+_MARKED_TABLES = (("Table I", "table1_configurations.csv", "original"), ("Table IV", "table4_heads.csv", "actionformer"))
 
 
 def add_study_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -125,3 +129,41 @@ def _cmd_study(args: argparse.Namespace) -> int:
     for name, error in outcome.failed.items():
         print(f"failed: {name}: {error}", file=sys.stderr)
     return 0 if outcome.ok else 1
+
+
+def add_compare_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``study-compare``: do two studies' significance marks agree?"""
+    p = subparsers.add_parser(
+        "study-compare", help="compare the significance marks of two studies (e.g. seeds 1-3 and 4-6)",
+        description="Lines up Tables I and IV of two studies' reports (reports/tables/*.csv) row by row: "
+                    "each comparison's difference to the reference in both, the pooled seed std, the "
+                    "marks, and whether a mark on an effect above the seed noise held "
+                    "(tal_lab.study.replication).",
+        epilog="example:\n  tal-lab study --tables I,IV --seeds 3\n  tal-lab study --tables I,IV --seeds 3 "
+               "--first-seed 1234567894 --output-root runs_rep --reports reports_rep\n"
+               "  tal-lab study-compare reports reports_rep", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("first", help="the first study's reports folder")
+    p.add_argument("second", help="the second study's reports folder")
+    p.set_defaults(func=_cmd_compare)
+    return p
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    found = 0
+    for title, file, reference in _MARKED_TABLES:
+        paths = [resolve_path(folder) / "tables" / file for folder in (args.first, args.second)]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if len(missing) == 2:
+            continue
+        if missing:
+            raise FileNotFoundError(f"{title}: {missing[0]} does not exist (the other study has it)")
+        found += 1
+        comparison = compare_marks(pd.read_csv(paths[0]), pd.read_csv(paths[1]), reference)
+        print(f"{title} (reference {reference}): {args.first} vs {args.second}")
+        print(comparison.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        print(replication_summary(comparison) + "\n")
+    if not found:
+        raise FileNotFoundError(f"neither {args.first}/tables nor {args.second}/tables holds Table I or IV")
+    return 0

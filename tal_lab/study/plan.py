@@ -171,18 +171,7 @@ def build_plan(
     Raises:
         ValueError: unknown preset, dataset, table, configuration or option.
     """
-    check_choice("preset", preset, STUDY_PRESETS)
-    check_choice("dataset", dataset, DATASETS)
-    check_choice("table2_runs", table2_runs, ("one", "separate"))
-    unknown = [t for t in tables if t not in TABLES]
-    if unknown or not tables:
-        raise ValueError(f"unknown table(s) {unknown or list(tables)}; choose from {list(TABLES)}")
-    configurations = tuple(configurations or TABLE1_CONFIGURATIONS)
-    unknown = [c for c in configurations if c not in TABLE1_CONFIGURATIONS]
-    if unknown:
-        raise ValueError(f"unknown configuration(s) {unknown}; choose from {list(TABLE1_CONFIGURATIONS)}")
-    if table4_pair != "auto" and table4_pair not in TABLE1_CONFIGURATIONS:
-        raise ValueError(f"table4_pair {table4_pair!r} is not 'auto' or one of {list(TABLE1_CONFIGURATIONS)}")
+    configurations = _checked_options(preset, dataset, table2_runs, tables, configurations, table4_pair)
     if base_cfg is None and dataset == "synthetic" and not config_file:
         # The plan needs only the preset's epochs: no data is generated for a dry run.
         data_root = str(synthetic_folder(preset, data_root))
@@ -223,6 +212,24 @@ def build_plan(
                 _add(specs, spec)
     plan.runs = list(specs.values())
     return plan
+
+
+def _checked_options(preset: str, dataset: str, table2_runs: str, tables: Sequence[str],
+                     configurations: Sequence[str] | None, table4_pair: str) -> tuple[str, ...]:
+    """The Table I rows to run, after every option of ``build_plan`` is checked."""
+    check_choice("preset", preset, STUDY_PRESETS)
+    check_choice("dataset", dataset, DATASETS)
+    check_choice("table2_runs", table2_runs, ("one", "separate"))
+    unknown = [t for t in tables if t not in TABLES]
+    if unknown or not tables:
+        raise ValueError(f"unknown table(s) {unknown or list(tables)}; choose from {list(TABLES)}")
+    configurations = tuple(configurations or TABLE1_CONFIGURATIONS)
+    unknown = [c for c in configurations if c not in TABLE1_CONFIGURATIONS]
+    if unknown:
+        raise ValueError(f"unknown configuration(s) {unknown}; choose from {list(TABLE1_CONFIGURATIONS)}")
+    if table4_pair != "auto" and table4_pair not in TABLE1_CONFIGURATIONS:
+        raise ValueError(f"table4_pair {table4_pair!r} is not 'auto' or one of {list(TABLE1_CONFIGURATIONS)}")
+    return configurations
 
 
 def _synthetic_epochs(preset: str, folder: Path) -> int:
