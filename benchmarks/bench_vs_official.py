@@ -28,8 +28,10 @@ The parameter counts of the two must be equal (checked; the run stops otherwise)
      each is cropped as ActionFormer's training crops it (``truncate_feats``: longer than 2304 ->
      2304; otherwise a random length in [round(0.9 L), L], ``crop_ratio`` [0.9, 1.0]). One
      simulated epoch crops each of the 200 videos once; ``thumos-lengths`` pairs them at random
-     (a shuffled loader, batch 2) and the tal_lab mode ``minimal+bucketed`` sorts them by length
-     and pairs neighbours (a length-bucketing sampler whose buckets are one batch). The timed
+     (a shuffled loader, batch 2) and the tal_lab mode ``minimal+bucketed`` draws them with
+     tal_lab's own length-bucketing sampler (``loader.length_buckets`` 8:
+     :class:`tal_lab.data.bucketing.LengthBucketBatchSampler`, which sorts by the uncropped
+     length within pools of 8 batches, as the training loader does). The timed
      batches are ``--steps`` pairs at evenly spaced quantiles of the epoch's padded lengths,
      after one random warm-up pair (``draw_batches``): their median is the epoch's median step,
      not a random draw's (an earlier version drew the pairs at random, and 3 steps could land
@@ -115,6 +117,7 @@ FEAT_STRIDE, NUM_FRAMES = 4, 16  # THUMOS14 I3D features (configs/thumos_i3d.yam
 FULL_T, FULL_DIM = 2304, 2048
 TINY_T, TINY_DIM = 576, 256
 SEED = 0
+LENGTH_BUCKETS = 8  # loader.length_buckets of the minimal+bucketed mode
 
 # configuration -> (official repository, config overrides applied in both implementations)
 CONFIGS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -153,7 +156,8 @@ REFERENCE_PADDING = ("model.train_padding=reference", "model.eval_padding=refere
 MINIMAL_PADDING = ("model.train_padding=minimal", "model.eval_padding=minimal")
 BUILTIN_MODES = {"reference": Mode("reference", REFERENCE_PADDING),
                  "minimal": Mode("minimal", MINIMAL_PADDING),
-                 "minimal+bucketed": Mode("minimal+bucketed", MINIMAL_PADDING, bucketed=True)}
+                 "minimal+bucketed": Mode("minimal+bucketed", (*MINIMAL_PADDING, f"loader.length_buckets={LENGTH_BUCKETS}"),
+                                          bucketed=True)}
 
 
 # ------------------------------------------------------------------ inputs (both implementations)
@@ -177,12 +181,21 @@ def train_crop(length: int, max_seq_len: int, crop_ratio: tuple[float, float], r
     return int(rng.randint(low, high + 1))
 
 
-def epoch_pairs(lengths: list[int], max_seq_len: int, crop_ratio: tuple[float, float], bucketed: bool,
+def epoch_pairs(lengths: list[int], max_seq_len: int, crop_ratio: tuple[float, float], length_buckets: int,
                 seed: int) -> list[list[int]]:
-    """One simulated epoch of batch-2 length pairs: random pairs, or sorted neighbours (bucketed)."""
+    """One simulated epoch of batch-2 length pairs: shuffled (``length_buckets`` 0), or drawn by
+    tal_lab's training sampler with ``loader.length_buckets`` pools, which sorts by the
+    uncropped length (capped at max_seq_len) as ``item_lengths`` gives it."""
+    from tal_lab.data.bucketing import LengthBucketBatchSampler
+    import torch
+
     rng = np.random.RandomState(seed)
     cropped = [train_crop(n, max_seq_len, crop_ratio, rng) for n in lengths]
-    order = sorted(range(len(cropped)), key=cropped.__getitem__) if bucketed else list(rng.permutation(len(cropped)))
+    if length_buckets:
+        sampler = LengthBucketBatchSampler([min(n, max_seq_len) for n in lengths], BATCH, length_buckets,
+                                           torch.Generator().manual_seed(seed))
+        return [[cropped[i] for i in batch] for batch in sampler]
+    order = list(rng.permutation(len(cropped)))
     return [[cropped[i] for i in order[k:k + BATCH]] for k in range(0, len(order) - BATCH + 1, BATCH)]
 
 
@@ -460,7 +473,7 @@ class Plan:
     tiny: bool
     timeout: float
     train_pairs: list[list[int]]  # one epoch, random pairs
-    bucketed_pairs: list[list[int]]  # one epoch, sorted neighbours
+    bucketed_pairs: list[list[int]]  # one epoch from tal_lab's length-bucketing sampler
     test_videos: list[list[float]]  # (steps, fps, duration), first = warm-up
 
     @property
@@ -504,8 +517,8 @@ def make_plan(args: argparse.Namespace, clones: dict[str, Path], modes: list[Mod
     picks = np.random.RandomState(SEED + 2).choice(len(short), size=args.infer_videos + 1, replace=False)
     return Plan(configs=args.configs, modes=modes, clones=clones, rounds=args.rounds, steps=args.steps,
                 threads=args.threads, infer_videos=args.infer_videos, tiny=args.tiny, timeout=args.worker_timeout,
-                train_pairs=epoch_pairs(train, max_seq_len, crop_ratio, False, SEED),
-                bucketed_pairs=epoch_pairs(train, max_seq_len, crop_ratio, True, SEED),
+                train_pairs=epoch_pairs(train, max_seq_len, crop_ratio, 0, SEED),
+                bucketed_pairs=epoch_pairs(train, max_seq_len, crop_ratio, LENGTH_BUCKETS, SEED),
                 test_videos=[list(short[i]) for i in picks])
 
 

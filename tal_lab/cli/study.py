@@ -33,7 +33,8 @@ def add_study_command(subparsers: Any) -> argparse.ArgumentParser:
                "the plan, where each run goes and its time\n  tal-lab study --preset paper --dataset thumos14 "
                "--data-root data/thumos --seeds 3\n  tal-lab study --devices auto --runs-per-device 2     "
                "# every GPU of this node, two runs each\n  tal-lab study --launcher slurm --partition gpu "
-               "--time 4:00:00 --preset paper --seeds 3\n  tal-lab study --status                          "
+               "--time 4:00:00 --preset paper --seeds 3\n  tal-lab study --seeds 3 --table-seeds II=1,III=1   "
+               "# 3-seed marks on Tables I/IV, one seed for II/III\n  tal-lab study --status                          "
                "# done / running / queued / failed per run\n")
     _add_arguments(p)
     p.set_defaults(func=_cmd_study)
@@ -50,6 +51,10 @@ _OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--first-seed",), {"type": int, "default": None,
                          "help": "first of the --seeds consecutive seeds (default 1234567891, ActionFormer's); "
                                  "--seeds 3 --first-seed 1234567894 replicates a 3-seed study on new seeds"}),
+    (("--table-seeds",), {"default": "", "metavar": "TABLE=N[,TABLE=N]",
+                          "help": "tables that take only the first N of the --seeds, e.g. --seeds 3 "
+                                  "--table-seeds II=1,III=1 (marks on Tables I/IV from 3 seeds, one run per "
+                                  "Table II/III cell)"}),
     (("--jobs",), {"type": int, "default": None,
                    "help": "runs trained at once (default: one per GPU slot; on the CPU min(2, cores))"}),
     (("--output-root",), {"default": "runs", "help": "the run store (default runs; on a cluster, a shared folder)"}),
@@ -99,6 +104,17 @@ def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _table_seeds(text: str) -> dict[str, int]:
+    """``II=1,III=1`` as ``{"II": 1, "III": 1}``; build_plan checks the tables and counts."""
+    counts: dict[str, int] = {}
+    for item in _split(text):
+        table, sep, count = item.partition("=")
+        if not sep or not count.strip().isdigit():
+            raise ValueError(f"--table-seeds: {item!r} is not TABLE=N (e.g. II=1)")
+        counts[table.strip()] = int(count)
+    return counts
+
+
 def _launch_options(args: argparse.Namespace) -> LaunchOptions:
     slurm = SlurmOptions(partition=args.partition, account=args.account, time=args.time,
                          gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job, constraint=args.constraint,
@@ -112,7 +128,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
                       config_file=args.config_file, seeds=args.seeds, first_seed=args.first_seed,
                       tables=_split(args.tables),
                       configurations=_split(args.configs) or None, table2_runs=args.table2_runs,
-                      table4_pair=args.table4_pair, epochs=args.epochs)
+                      table4_pair=args.table4_pair, epochs=args.epochs,
+                      table_seeds=_table_seeds(args.table_seeds))
     options = _launch_options(args)
     if args.status:
         text, ok = status_text(plan, resolve_path(args.output_root), resolve_path(args.reports))

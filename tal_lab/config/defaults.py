@@ -67,7 +67,9 @@ _DEFAULTS: dict[str, Any] = {
         # the ground truth's classes and leaves other predicted ids as they are (EPIC's numbers).
         "eval_label_space": "corrected",
     },
-    "loader": {"batch_size": 8, "num_workers": 4},
+    # tal_lab: length_buckets 0 shuffles as the reference; N sorts by length within pools of
+    # N batches (tal_lab.data.bucketing), less padding under model.train_padding minimal.
+    "loader": {"batch_size": 8, "num_workers": 4, "length_buckets": 0},
     "model": {
         "backbone_type": "convTransformer",
         "fpn_type": "identity",

@@ -269,6 +269,8 @@ def _loader(loader: Mapping[str, Any]) -> None:
     _positive_ints(loader, ("batch_size",), "loader")
     _require(_is_int(loader["num_workers"]) and loader["num_workers"] >= 0, "loader.num_workers",
              "must be a non-negative integer")
+    _require(_is_int(loader["length_buckets"]) and loader["length_buckets"] >= 0, "loader.length_buckets",
+             f"must be 0 (shuffled batches) or the batches per length-sorted pool, got {loader['length_buckets']!r}")
 
 
 def _engine(eng: Mapping[str, Any], opt: Mapping[str, Any]) -> None:

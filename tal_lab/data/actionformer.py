@@ -37,6 +37,7 @@ from tal_lab.data.annotations import VideoRecord, load_database, parse_annotatio
 from tal_lab.data.errors import DataError, DataFileNotFoundError, Problem, format_problems, raise_errors
 from tal_lab.data.features import channels_first
 from tal_lab.data.layout import FeatureLayout
+from tal_lab.data.lengths import expected_steps
 from tal_lab.data.transforms import drop_segments_past_features, resize_features, truncate_video
 from tal_lab.core.structures import sec_to_grid
 
@@ -165,6 +166,13 @@ class ActionFormerDataset(Dataset):
     def feature_files(self, video_id: str) -> list[Path]:
         """Paths of a video's feature files (one, except for Ego4D's several feature folders)."""
         return self.layout.files(video_id)
+
+    def item_lengths(self) -> list[float]:
+        """Each video's feature steps as a training item, estimated from its duration and capped
+        at max_seq_len (what length bucketing sorts by; no feature file is read)."""
+        stride, window = float(self.cfg["feat_stride"]), float(self.cfg["num_frames"])
+        rate, cap = int(self.cfg["downsample_rate"]), float(self.cfg["max_seq_len"])
+        return [min(cap, expected_steps(v.duration_sec, v.fps, stride, window)[0] / rate) for v in self.videos]
 
     def reseed(self, seed: int) -> None:
         """Reseed the truncation generator (called in each DataLoader worker)."""

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from tal_lab.data.build import build_dataset
 from tal_lab.data.batching import collate_videos
+from tal_lab.data.bucketing import LengthBucketBatchSampler
+from tal_lab.data.build import build_dataset
 
 __all__ = ["seed_worker", "make_data_loader", "build_data_loader"]
 
@@ -48,6 +49,7 @@ def make_data_loader(
     num_workers: int,
     seed: int,
     prefetch_factor: int | None = None,
+    length_buckets: int = 0,
 ) -> DataLoader:
     """A DataLoader over video dicts (batches are lists of dicts).
 
@@ -57,9 +59,13 @@ def make_data_loader(
             it was built with); > 0 starts persistent, seeded workers.
         seed: seeds the shuffling order and, through it, the workers.
         prefetch_factor: batches each worker loads ahead (torch default 2); workers only.
+        length_buckets: training only: 0 shuffles as the reference; N > 0 sorts the shuffled
+            videos by length within pools of N batches (:mod:`tal_lab.data.bucketing`; the
+            dataset must have ``item_lengths``).
 
     Raises:
-        ValueError: a training loader whose dataset is smaller than one batch (no batches).
+        ValueError: a training loader whose dataset is smaller than one batch (no batches), or
+            length buckets for a dataset that cannot tell its videos' lengths.
     """
     if is_training and len(dataset) < batch_size:  # type: ignore[arg-type]
         raise ValueError(f"training set has {len(dataset)} videos, fewer than loader.batch_size "  # type: ignore[arg-type]
@@ -72,6 +78,14 @@ def make_data_loader(
         extra["worker_init_fn"] = seed_worker
         if prefetch_factor is not None:
             extra["prefetch_factor"] = prefetch_factor
+    if is_training and length_buckets > 0:
+        if not hasattr(dataset, "item_lengths"):
+            raise ValueError(f"loader.length_buckets {length_buckets}: the {type(dataset).__name__} dataset "
+                             "has no item_lengths() to sort its videos by; set loader.length_buckets 0")
+        # The sampler draws from the loader's generator, which training checkpoints save.
+        sampler = LengthBucketBatchSampler(dataset.item_lengths(), batch_size, length_buckets, generator)
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_videos,
+                          generator=generator, **extra)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -102,4 +116,5 @@ def build_data_loader(
         batch_size = int(cfg["loader"]["batch_size"]) if training else 1
     if num_workers is None:
         num_workers = int(cfg["loader"]["num_workers"])
-    return make_data_loader(dataset, training, batch_size, num_workers, int(cfg["init_rand_seed"]))
+    return make_data_loader(dataset, training, batch_size, num_workers, int(cfg["init_rand_seed"]),
+                            length_buckets=int(cfg["loader"]["length_buckets"]))

@@ -57,8 +57,12 @@ def build_train_loader(
     trainer calls ``set_epoch`` every epoch) and ``batch_size`` videos per step.
     """
     num_workers = int(cfg["loader"]["num_workers"])
+    length_buckets = int(cfg["loader"]["length_buckets"])
     if world_size == 1:
-        return make_data_loader(dataset, True, batch_size, num_workers, seed)
+        return make_data_loader(dataset, True, batch_size, num_workers, seed, length_buckets=length_buckets)
+    if length_buckets:
+        raise ValueError(f"loader.length_buckets {length_buckets} is for one process; with {world_size} ranks "
+                         "each rank's DistributedSampler shuffles its share: set loader.length_buckets 0")
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
                                  drop_last=True)
     generator = torch.Generator()

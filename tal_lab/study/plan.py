@@ -91,15 +91,21 @@ class StudyPlan:
     tables: tuple[str, ...]
     configurations: tuple[str, ...]
     table4_pair: str
+    table_seeds: tuple[tuple[str, int], ...] = ()  # (table, count): fewer seeds than ``seeds`` for it
     runs: list[RunSpec] = field(default_factory=list)
+
+    def seeds_for(self, table: str) -> tuple[int, ...]:
+        """The training seeds of ``table``'s runs: the first of ``seeds`` as many as it asks."""
+        return self.seeds[:dict(self.table_seeds).get(table, len(self.seeds))]
 
     def run_names(self) -> list[str]:
         return [spec.run_name(self.data_tag) for spec in self.runs]
 
     def describe(self) -> str:
         """The plan as text (what ``--dry-run`` prints)."""
+        fewer = "".join(f"; Table {t}: {n} seed(s)" for t, n in self.table_seeds)
         lines = [f"study plan: dataset {self.dataset} ({self.data_tag}), preset {self.preset}, "
-                 f"{len(self.seeds)} seed(s) {list(self.seeds)}",
+                 f"{len(self.seeds)} seed(s) {list(self.seeds)}{fewer}",
                  f"  Table I epochs: {self.table1_epochs}; Table II epochs: {list(self.table2_epochs)} "
                  f"({'one run evaluated at each' if self.table2_runs == 'one' else 'separate runs'}); "
                  f"tables {', '.join(self.tables)}",
@@ -155,6 +161,7 @@ def build_plan(
     table4_pair: str = "auto",
     epochs: int | None = None,
     base_cfg: Mapping[str, Any] | None = None,
+    table_seeds: Mapping[str, int] | None = None,
 ) -> StudyPlan:
     """The deduplicated runs of the study (Table IV's are added once Table I is done, unless
     ``table4_pair`` names a configuration).
@@ -167,6 +174,8 @@ def build_plan(
             ActionFormer's 1234567891); ``seeds=3, first_seed=1234567894`` replicates a
             3-seed study on three new seeds.
         configurations: Table I rows to run (default all: original, A-E, maxpool).
+        table_seeds: tables that take only the first n of the seeds, e.g. ``{"II": 1, "III": 1}``
+            with ``seeds=3``: Tables I / IV get marks from 3 seeds, II / III one run per cell.
 
     Raises:
         ValueError: unknown preset, dataset, table, configuration or option.
@@ -190,24 +199,28 @@ def build_plan(
     plan = StudyPlan(preset=preset, dataset=dataset, data_root=str(data_root), config_file=config_file,
                      data_tag=data_tag, table1_epochs=t1_epochs, table2_epochs=tuple(t2_epochs),
                      table2_runs=table2_runs, seeds=seed_list(seeds, first_seed), tables=tuple(tables),
-                     configurations=configurations, table4_pair=table4_pair)
+                     configurations=configurations, table4_pair=table4_pair,
+                     table_seeds=_checked_table_seeds(table_seeds, tables, seeds))
     specs: dict[tuple, RunSpec] = {}
     original = TABLE1_CONFIGURATIONS["original"]
-    for seed in plan.seeds:
-        if "I" in tables:
+    if "I" in tables:
+        for seed in plan.seeds_for("I"):
             for name in configurations:
                 backbone, neck = TABLE1_CONFIGURATIONS[name]
                 _add(specs, RunSpec(backbone, neck, "actionformer", t1_epochs, 1.0, seed, uses=(f"I:{name}",)))
-        if "II" in tables:
+    if "II" in tables:
+        for seed in plan.seeds_for("II"):
             if table2_runs == "one":  # every listed epoch is evaluated; the last evaluation is after warm-up
                 _add(specs, RunSpec(*original, "actionformer", t2_epochs[-1], 1.0, seed, tuple(t2_epochs), ("II",)))
             else:
                 for e in t2_epochs:
                     _add(specs, RunSpec(*original, "actionformer", e, 1.0, seed, uses=(f"II:{e}",)))
-        if "III" in tables:
+    if "III" in tables:
+        for seed in plan.seeds_for("III"):
             for weight in LOSS_WEIGHTS:
                 _add(specs, RunSpec(*original, "actionformer", t1_epochs, weight, seed, uses=(f"III:{weight:g}",)))
-        if "IV" in tables and table4_pair != "auto":
+    if "IV" in tables and table4_pair != "auto":
+        for seed in plan.seeds_for("IV"):
             for spec in table4_specs(plan, table4_pair, seed):
                 _add(specs, spec)
     plan.runs = list(specs.values())
@@ -230,6 +243,19 @@ def _checked_options(preset: str, dataset: str, table2_runs: str, tables: Sequen
     if table4_pair != "auto" and table4_pair not in TABLE1_CONFIGURATIONS:
         raise ValueError(f"table4_pair {table4_pair!r} is not 'auto' or one of {list(TABLE1_CONFIGURATIONS)}")
     return configurations
+
+
+def _checked_table_seeds(table_seeds: Mapping[str, int] | None, tables: Sequence[str],
+                         seeds: int) -> tuple[tuple[str, int], ...]:
+    """``table_seeds`` as sorted pairs, each a study table with 1 to ``seeds`` seeds."""
+    pairs = []
+    for table, count in sorted((table_seeds or {}).items()):
+        if table not in tables:
+            raise ValueError(f"table_seeds names Table {table!r}, which the study does not build ({list(tables)})")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= seeds:
+            raise ValueError(f"table_seeds[{table!r}] must be an integer from 1 to seeds ({seeds}), got {count!r}")
+        pairs.append((table, count))
+    return tuple(pairs)
 
 
 def _synthetic_epochs(preset: str, folder: Path) -> int:

@@ -68,7 +68,7 @@ def add_table4_runs(plan: StudyPlan, output_root: Path) -> list[RunSpec]:
     plan.table4_pair = pair  # the tables notebook and the report show this choice
     known = {s.key: i for i, s in enumerate(plan.runs)}
     added = []
-    for seed in plan.seeds:
+    for seed in plan.seeds_for("IV"):
         for spec in table4_specs(plan, pair, seed):
             if spec.key in known:
                 plan.runs[known[spec.key]] = plan.runs[known[spec.key]].merged(spec)
@@ -223,7 +223,7 @@ class _TrainingLoop:
         self.run_seconds: list[float] = []
         self.table4_waiting = "IV" in plan.tables and plan.table4_pair == "auto"
         self.table1_keys = {s.key for s in plan.runs if any(u.startswith("I:") for u in s.uses)}
-        self.table4_runs = len(TABLE4_HEADS) * len(plan.seeds)  # planned once Table I is settled
+        self.table4_runs = len(TABLE4_HEADS) * len(plan.seeds_for("IV"))  # planned once Table I is settled
         self.total = len(plan.runs) + (self.table4_runs if self.table4_waiting else 0)
         self.count = 0
 

@@ -79,6 +79,33 @@ def test_first_seed_starts_a_replication_on_new_seeds_with_new_run_names(tmp_pat
     assert len(again.runs) == len(first.runs) and not names & {s.run_name(again.data_tag) for s in again.runs}
 
 
+def test_table_seeds_give_tables_ii_iii_one_seed_and_tables_i_iv_all(tmp_path: Path) -> None:
+    plan = build_plan(preset="quick", data_root=str(tmp_path), seeds=3, table2_runs="separate",
+                      table4_pair="original", table_seeds={"II": 1, "III": 1})
+    first = plan.seeds[0]
+    by_table: dict[str, set[int]] = {}
+    for spec in plan.runs:
+        for use in spec.uses:
+            by_table.setdefault(use.split(":")[0], set()).add(spec.seed)
+    assert by_table["I"] == by_table["IV"] == set(plan.seeds)
+    assert by_table["II"] == by_table["III"] == {first}
+    # 7 configurations and 2 more heads on 3 seeds; 4 Table II lengths and 4 other weights once
+    assert len(plan.runs) == 3 * (7 + 2) + 4 + 4
+    assert plan.seeds_for("II") == (first,) and plan.seeds_for("I") == plan.seeds
+    assert "Table II: 1 seed(s); Table III: 1 seed(s)" in plan.describe()
+
+
+@pytest.mark.parametrize("table_seeds, message", [
+    ({"II": 0}, "table_seeds['II'] must be an integer from 1 to seeds (3), got 0"),
+    ({"III": 4}, "table_seeds['III'] must be an integer from 1 to seeds (3), got 4"),
+    ({"V": 1}, "table_seeds names Table 'V', which the study does not build"),
+])
+def test_bad_table_seeds_are_errors_naming_the_table(tmp_path: Path, table_seeds: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        build_plan(preset="quick", data_root=str(tmp_path), seeds=3, table_seeds=table_seeds)
+    assert message in str(info.value)
+
+
 def test_fixed_table4_pair_adds_the_other_heads_and_shares_the_actionformer_one(tmp_path: Path) -> None:
     plan = build_plan(preset="tiny", data_root=str(tmp_path), tables=("I", "IV"), table4_pair="E")
     uses = _by_uses(plan)
@@ -153,6 +180,11 @@ def test_dry_run_prints_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert cli_main(["study", "--dry-run", "--tables", "VI"]) == 1
     assert "unknown table(s) ['VI']" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+    assert cli_main(["study", *args, "--table-seeds", "III=1"]) == 0
+    out = capsys.readouterr().out
+    assert "Table III: 1 seed(s)" in out and "8 run(s) after removing duplicates" in out  # 2 x 2 + 4 weights once
+    assert cli_main(["study", *args, "--table-seeds", "III"]) == 1
+    assert "--table-seeds: 'III' is not TABLE=N" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ notebook parameters
