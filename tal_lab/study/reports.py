@@ -53,10 +53,12 @@ def execute_notebook(notebook: str | Path, output: str | Path, parameters: Mappi
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    # --log-level=ERROR: the kernel's start-up warnings (TCP transport) would fill the study's log
+    # --log-level=CRITICAL: the kernel's start-up warnings (TCP transport) would fill the study's
+    # log, and jupyter_client interrupts each kernel before shutting it down, which ipykernel logs
+    # as an ERROR after a successful run. Cell errors still arrive through papermill.
     papermill.execute_notebook(str(notebook), str(output), parameters=dict(parameters), kernel_name="python3",
                                cwd=str(cwd), progress_bar=False, log_output=False,
-                               extra_arguments=["--log-level=ERROR"])
+                               extra_arguments=["--log-level=CRITICAL"])
     return output
 
 
