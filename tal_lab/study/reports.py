@@ -162,10 +162,7 @@ def _markdown_table_to_html(markdown: str) -> str:
             rows.append(cells)
             continue
         if rows:
-            head, *body = rows
-            out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr></thead>"
-                       "<tbody>" + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                                           for r in body) + "</tbody></table>")
+            out.append(_html_table(rows))
             rows = []
         if line.startswith("**"):
             title, _, rest = line[2:].partition("**")
@@ -173,16 +170,23 @@ def _markdown_table_to_html(markdown: str) -> str:
         elif line.startswith("- "):
             out.append(f"<p class='note'>{html.escape(line[2:])}</p>")
     if rows:
-        head, *body = rows
-        out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr></thead>"
-                   "<tbody>" + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                                       for r in body) + "</tbody></table>")
+        out.append(_html_table(rows))
     return "\n".join(out)
 
 
+def _html_table(rows: Sequence[Sequence[str]]) -> str:
+    """A header row and body rows as an HTML table in a box that scrolls sideways: Tables I-IV
+    are wider than a laptop screen, and their first column stays in view while scrolling."""
+    head, *body = rows
+    return ("<div class='table-scroll'><table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head)
+            + "</tr></thead><tbody>" + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                                               for r in body) + "</tbody></table></div>")
+
+
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ccc;padding:.25em .6em;
-text-align:right}td:first-child,th:first-child{text-align:left}.caption{max-width:60em}.note{color:#555;
+.table-scroll{overflow-x:auto;margin:.5em 0 1.5em}table{border-collapse:collapse}td,th{border-bottom:1px solid
+#ccc;padding:.25em .6em;text-align:right;white-space:nowrap}td:first-child,th:first-child{text-align:left;
+white-space:normal;min-width:12em;position:sticky;left:0;background:#fff}.caption{max-width:60em}.note{color:#555;
 font-size:.9em;margin:.2em 0}figure{display:inline-block;margin:.5em;vertical-align:top}figure img{max-width:520px;
 border:1px solid #ddd}pre{background:#f6f6f6;padding:.8em;overflow-x:auto}.failed{color:#a00}"""
 

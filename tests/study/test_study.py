@@ -337,6 +337,8 @@ def test_index_links_tables_figures_notebooks_and_runs(tmp_path: Path) -> None:
     index = reports.export_reports(tmp_path, plan_text="study plan: x", failed={"run-b": "ValueError: boom"})
     html = index.read_text()
     assert "<td>E</td><td>50.0</td>" in html and "On the synthetic &#x27;tiny&#x27; benchmark." in html
+    # wide tables scroll sideways in their own box instead of running off the page
+    assert "<div class='table-scroll'><table>" in html and ".table-scroll{overflow-x:auto" in html
     for link in ("tables/table1_configurations.tex", "figures/diversity_overview.png",
                  "figures/diversity_overview.svg", "notebooks/tables.html"):
         assert link in html and (tmp_path / link).is_file()
