@@ -34,9 +34,10 @@ from submitit.helpers import Checkpointable, DelayedSubmission
 from tal_lab.config import dump_config
 from tal_lab.core.atomic_io import write_text_atomic
 from tal_lab.runs import RUN_FILES, run_status
+from tal_lab.study.notebook_process import execute_notebook
 from tal_lab.study.params import ablation_setup
 from tal_lab.study.plan import ANALYSIS_NOTEBOOKS, StudyPlan
-from tal_lab.study.reports import execute_notebook, export_reports, notebook_error
+from tal_lab.study.reports import export_reports, notebook_error
 
 __all__ = ["TrainingJob", "AnalysisJob", "AnalysisOutcome", "torchrun_command", "notebook_failure",
            "notebook_traceback", "run_failure"]

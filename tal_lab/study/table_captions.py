@@ -12,9 +12,10 @@ import pandas as pd
 
 from tal_lab.evaluation.significance import SeedVideoTest
 
-__all__ = ["MARK", "mark_significant", "significance_sentence", "machine_sentence"]
+__all__ = ["MARK", "SPREAD", "mark_significant", "significance_sentence", "machine_sentence", "spread_sentence"]
 
 MARK = " *"  # appended to the average mAP of a row the test finds different from the reference
+SPREAD = "; mean ± sample std over the n seeds of each row"  # what every table's cells hold
 
 
 def mark_significant(cells: list[str], frame: pd.DataFrame) -> list[str]:
@@ -67,3 +68,13 @@ def machine_sentence(runs: pd.DataFrame) -> str:
     kinds = devices.astype(str).str.split(":").str[0].value_counts()
     listed = ", ".join(f"{kind} ({count} run{'' if count == 1 else 's'})" for kind, count in sorted(kinds.items()))
     return f" Machine (the torch device in run.json; the processor model is not recorded): {listed}."
+
+
+def spread_sentence(frame: pd.DataFrame) -> str:
+    """:data:`SPREAD`, and where rows have different seed counts, which: the caption's seed
+    list is the union over rows, which a reader would otherwise take for every row's."""
+    counts = sorted({int(n) for n in frame.get("n_seeds", pd.Series(dtype=int)) if n > 0})
+    if len(counts) < 2:
+        return SPREAD
+    single = ", and a one-seed row has no std" if counts[0] == 1 else ""
+    return f"{SPREAD}; rows have {counts[0]} to {counts[-1]} seeds (column n){single}"

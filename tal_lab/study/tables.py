@@ -33,7 +33,7 @@ from tal_lab.config import PAPER_CONFIGURATIONS
 from tal_lab.evaluation.significance import SeedVideoTest
 from tal_lab.runs import RUN_FILES
 from tal_lab.study import paper_results as paper
-from tal_lab.study.table_captions import machine_sentence, mark_significant, significance_sentence
+from tal_lab.study.table_captions import machine_sentence, mark_significant, significance_sentence, spread_sentence
 
 __all__ = ["DATASET_LABELS", "select_data", "describe_data", "describe_identity", "table_configurations",
            "table_epochs", "table_loss_weight", "table_heads", "study_tables"]
@@ -43,7 +43,6 @@ _DATA_KEYS = ("data_kind", "dataset", "data_preset", "data_seed")
 _DEFAULT_HEAD = "actionformer"
 _BACKBONE_NAMES = {"convTransformer": "Transformer", "conv": "1D conv", "sgp": "SGP", "maxpool": "Max-pool"}
 _NECK_NAMES = {"identity": "original neck", "fpn": "refined FPN neck"}
-_SPREAD = "; mean ± sample std over the n seeds of each row"  # what every table's cells hold
 _SHORT = {"mAP@0.3": "mAP@0.3", "mAP@0.4": "mAP@0.4", "mAP@0.5": "mAP@0.5", "mAP@0.6": "mAP@0.6",
           "mAP@0.7": "mAP@0.7", "avg_mAP": "Avg mAP"}
 
@@ -321,7 +320,7 @@ def table_configurations(runs: pd.DataFrame, *, data: Mapping[str, Any] | str | 
     used = _match(pool, {"epochs": epochs}) if epochs is not None else pool
     caption = (f"Backbone and neck configurations (λ_reg {loss_weight:g}, {head} head, "
                f"{epochs if epochs is not None else '?'} epochs). " + _data_sentence(used)
-               + f" Runs: {_runs_summary(used)}{_SPREAD}{_delta_note(used)}. "
+               + f" Runs: {_runs_summary(used)}{spread_sentence(frame)}{_delta_note(used)}. "
                f"Paper: {paper.PAPER_DATASET}, {paper.TABLE1_EPOCHS} epochs (original row: the official "
                "ActionFormer result).")
     if complexity:
@@ -378,7 +377,7 @@ def table_heads(runs: pd.DataFrame, *, backbone: str = "sgp", neck: str = "ident
     used = _match(pool, {"epochs": epochs}) if epochs is not None else pool
     caption = (f"Head ablation on the {_BACKBONE_NAMES.get(backbone, backbone)} backbone with the "
                f"{_NECK_NAMES.get(neck, neck)} (λ_reg {loss_weight:g}, {epochs if epochs is not None else '?'} "
-               "epochs). " + _data_sentence(used) + f" Runs: {_runs_summary(used)}{_SPREAD}"
+               "epochs). " + _data_sentence(used) + f" Runs: {_runs_summary(used)}{spread_sentence(frame)}"
                f"{_delta_note(used)}. The paper has no head ablation: its {paper.PAPER_DATASET} Table I "
                f"number for this pair{f' ({pair_key})' if pair_key else ''} is shown on the actionformer row.")
     if complexity:
@@ -445,7 +444,7 @@ def table_epochs(runs: pd.DataFrame, epoch_evals: pd.DataFrame | None = None, *,
         notes.append(f"No results at epoch(s) {', '.join(missing)}.")
     caption = (f"Effect of training epochs on the {paper.TABLE1_LABELS.get(configuration, configuration)} "
                f"configuration (λ_reg {loss_weight:g}), {how}. " + _data_sentence(used)
-               + f" Runs: {_runs_summary(used)}{_SPREAD}{_delta_note(used)}. "
+               + f" Runs: {_runs_summary(used)}{spread_sentence(frame)}{_delta_note(used)}. "
                f"Paper: {paper.PAPER_DATASET} (50 epochs: the official ActionFormer result)." + machine_sentence(used))
     return StudyTable("table2_epochs", "Table II", frame, caption, display=pd.DataFrame(display), notes=notes)
 
@@ -482,7 +481,7 @@ def table_loss_weight(runs: pd.DataFrame, *, configuration: str = "original",
     caption = (f"Loss weight λ_reg ablation of the {paper.TABLE1_LABELS.get(configuration, configuration)} "
                f"configuration ({epochs if epochs is not None else '?'} epochs): mAP at tIoU 0.5 and 0.7 and the "
                "average over 0.3:0.1:0.7. " + _data_sentence(pool)
-               + f" Runs: {_runs_summary(pool)}{_SPREAD}{_delta_note(pool)}. "
+               + f" Runs: {_runs_summary(pool)}{spread_sentence(frame)}{_delta_note(pool)}. "
                f"Paper: {paper.PAPER_DATASET}." + machine_sentence(pool))
     return StudyTable("table3_loss_weight", "Table III", frame, caption, display=pd.DataFrame(display), notes=notes)
 

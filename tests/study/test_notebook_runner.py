@@ -1,4 +1,5 @@
-"""The study's papermill call: notebooks run in parallel end quietly, and a failing cell still fails."""
+"""The study's papermill call, one child process per notebook: notebooks run in parallel end quietly,
+a failing cell fails as papermill's own error, and a failure outside the cells is named."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import nbformat
 import papermill
 import pytest
 
-from tal_lab.study.reports import execute_notebook
+from tal_lab.study.notebook_process import NotebookProcessError, execute_notebook
 
 
 def _notebook(path: Path, source: str) -> Path:
@@ -39,3 +40,9 @@ def test_a_failing_cell_still_raises_with_its_error(tmp_path: Path) -> None:
         execute_notebook(notebook, tmp_path / "out.ipynb", {}, tmp_path)
     assert info.value.ename == "ValueError" and "boom" in info.value.evalue
     assert (tmp_path / "out.ipynb").is_file()
+
+
+def test_a_failure_outside_the_cells_names_the_notebook_and_the_error(tmp_path: Path) -> None:
+    with pytest.raises(NotebookProcessError) as info:
+        execute_notebook(tmp_path / "missing.ipynb", tmp_path / "out.ipynb", {}, tmp_path)
+    assert info.value.ename == "FileNotFoundError" and "missing.ipynb" in str(info.value)

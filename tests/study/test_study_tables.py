@@ -143,6 +143,10 @@ def test_table_three_loss_weights(store: Path) -> None:
     assert f.loc[1.0, "n_seeds"] == 3 and f.loc[1.0, "mAP@0.7"] == pytest.approx(40.0)
     assert math.isnan(f.loc[3.0, "paper mAP@0.5"])
     assert "mAP@0.3" not in table.frame.columns and list(table.display.columns)[:3] == ["λ_reg", "n", "mAP@0.5"]
+    # the caption's seed list is the union over rows: it says that the rows' counts differ
+    assert "rows have 1 to 3 seeds (column n), and a one-seed row has no std" in table.caption
+    one_seed = table_loss_weight(load_runs(store).query("seed == 0"))
+    assert set(one_seed.frame["n_seeds"]) == {1} and "rows have" not in one_seed.caption
 
 
 def test_head_table_and_missing_store(store: Path) -> None:
