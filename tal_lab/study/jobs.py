@@ -34,10 +34,9 @@ from submitit.helpers import Checkpointable, DelayedSubmission
 from tal_lab.config import dump_config
 from tal_lab.core.atomic_io import write_text_atomic
 from tal_lab.runs import RUN_FILES, run_status
-from tal_lab.study.notebook_process import execute_notebook
 from tal_lab.study.params import ablation_setup
 from tal_lab.study.plan import ANALYSIS_NOTEBOOKS, StudyPlan
-from tal_lab.study.reports import export_reports, notebook_error
+from tal_lab.study.reports import execute_notebook, export_reports, notebook_error
 
 __all__ = ["TrainingJob", "AnalysisJob", "AnalysisOutcome", "torchrun_command", "notebook_failure",
            "notebook_traceback", "run_failure"]
@@ -149,6 +148,19 @@ class TrainingJob(Checkpointable):
                                f"{tail}")
 
 
+def _execute_retrying_a_timeout(notebook: Path, output: Path, parameters: dict[str, Any], cwd: Path,
+                                log: Callable[[str], None]) -> Path:
+    """:func:`execute_notebook`, once more in a fresh kernel when a tagged cell timed out
+    (``reports.TAGGED_CELL_TIMEOUTS_S``: a lost reply, not a slow cell)."""
+    from nbclient.exceptions import CellTimeoutError
+
+    try:
+        return execute_notebook(notebook, output, parameters, cwd)
+    except CellTimeoutError as err:
+        log(f"  {notebook.name}: {str(err).splitlines()[0]}; running it again in a new kernel")
+        return execute_notebook(notebook, output, parameters, cwd)
+
+
 @dataclass
 class AnalysisOutcome:
     """What the analysis did: the notebooks executed, what failed (name -> message), the index."""
@@ -187,8 +199,8 @@ class AnalysisJob:
             for name in ANALYSIS_NOTEBOOKS:
                 output = self.reports_dir / "_work" / "notebooks" / f"{name}.ipynb"
                 log(f"analysis: {name}.ipynb")
-                futures[pool.submit(execute_notebook, self.notebooks / f"{name}.ipynb", output,
-                                    self.parameters(name), self.cwd)] = name
+                futures[pool.submit(_execute_retrying_a_timeout, self.notebooks / f"{name}.ipynb", output,
+                                    self.parameters(name), self.cwd, log)] = name
                 notebooks.append(output)
             for future, name in futures.items():
                 err = future.exception()

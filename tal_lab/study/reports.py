@@ -25,6 +25,8 @@ from typing import Any, Callable, Mapping, Sequence
 from tal_lab.core.atomic_io import write_bytes_atomic, write_text_atomic
 
 __all__ = [
+    "execute_notebook",
+    "TAGGED_CELL_TIMEOUTS_S",
     "notebook_error",
     "FIGURE_FORMATS",
     "FIGURE_DPI",
@@ -39,6 +41,39 @@ FIGURE_FORMATS: tuple[str, ...] = ("png", "svg")
 # Resolution of PNG figures: sharp on a laptop screen, small enough to commit a sample.
 FIGURE_DPI = 120
 _WORK = "_work"
+
+
+# Seconds a cell with this tag may run under the study. The explorer's widget cell takes a few
+# seconds; under nbclient a cell that builds ipywidgets sometimes never gets its reply although
+# the kernel is idle (jupyter/nbclient#312; seen about once in six analysis runs), and without a
+# limit the study would wait forever. The caller retries the notebook once in a fresh kernel.
+TAGGED_CELL_TIMEOUTS_S = {"widgets": 120}
+
+
+def _cell_timeout(cell: Any) -> int | None:
+    tags = cell.get("metadata", {}).get("tags", [])
+    return next((seconds for tag, seconds in TAGGED_CELL_TIMEOUTS_S.items() if tag in tags), None)
+
+
+def execute_notebook(notebook: str | Path, output: str | Path, parameters: Mapping[str, Any],
+                     cwd: str | Path) -> Path:
+    """Run ``notebook`` with papermill into ``output`` in a fresh ``python3`` kernel started in
+    ``cwd`` (a failed run still writes ``output``, with the error in its cell, and raises
+    papermill's PapermillExecutionError; a tagged cell past its limit in
+    :data:`TAGGED_CELL_TIMEOUTS_S` raises nbclient's CellTimeoutError)."""
+    # papermill and nbformat / nbconvert below (the notebook stack, ~1.5 s to import) load only
+    # when a notebook runs or is exported: every tal-lab command imports this module.
+    import papermill
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # --log-level=CRITICAL: the kernel's start-up warnings (TCP transport) would fill the study's
+    # log, and jupyter_client interrupts each kernel before shutting it down, which ipykernel logs
+    # as an ERROR after a successful run. Cell errors still arrive through papermill.
+    papermill.execute_notebook(str(notebook), str(output), parameters=dict(parameters), kernel_name="python3",
+                               cwd=str(cwd), progress_bar=False, log_output=False,
+                               extra_arguments=["--log-level=CRITICAL"], timeout_func=_cell_timeout)
+    return output
 
 
 def notebook_error(err: BaseException) -> str:
@@ -76,7 +111,7 @@ def save_figure(fig: Any, stem: str | Path, formats: Sequence[str] = FIGURE_FORM
 
 def notebook_to_html(notebook: str | Path, output: str | Path) -> Path:
     """Export an executed notebook to a standalone HTML page (images embedded)."""
-    import nbformat  # the notebook stack: ~1.5 s to import, loaded only to export
+    import nbformat  # the notebook stack: see execute_notebook
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)

@@ -1,21 +1,24 @@
-"""The study's papermill call, one child process per notebook: notebooks run in parallel end quietly,
-a failing cell fails as papermill's own error, and a failure outside the cells is named."""
+"""The study's papermill call: notebooks run in parallel end quietly, and a failing cell still fails."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import time
+
 import nbformat
 import papermill
 import pytest
+from nbclient.exceptions import CellTimeoutError
 
-from tal_lab.study.notebook_process import NotebookProcessError, execute_notebook
+from tal_lab.study import jobs, reports
+from tal_lab.study.reports import execute_notebook
 
 
-def _notebook(path: Path, source: str) -> Path:
+def _notebook(path: Path, source: str, tags: list[str] | None = None) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nb.cells = [nbformat.v4.new_code_cell(source, metadata={"tags": tags or []})]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(path))
     return path
@@ -42,7 +45,30 @@ def test_a_failing_cell_still_raises_with_its_error(tmp_path: Path) -> None:
     assert (tmp_path / "out.ipynb").is_file()
 
 
-def test_a_failure_outside_the_cells_names_the_notebook_and_the_error(tmp_path: Path) -> None:
-    with pytest.raises(NotebookProcessError) as info:
-        execute_notebook(tmp_path / "missing.ipynb", tmp_path / "out.ipynb", {}, tmp_path)
-    assert info.value.ename == "FileNotFoundError" and "missing.ipynb" in str(info.value)
+def test_a_tagged_cell_past_its_limit_times_out_instead_of_waiting_forever(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(reports.TAGGED_CELL_TIMEOUTS_S, "widgets", 2)
+    notebook = _notebook(tmp_path / "slow.ipynb", "import time; time.sleep(60)", tags=["widgets"])
+    started = time.monotonic()
+    with pytest.raises(CellTimeoutError):
+        execute_notebook(notebook, tmp_path / "out.ipynb", {}, tmp_path)
+    assert time.monotonic() - started < 40
+    explore = nbformat.read(str(Path(__file__).resolve().parents[2] / "notebooks" / "explore.ipynb"), as_version=4)
+    assert [c.source for c in explore.cells if "widgets" in c.metadata.get("tags", [])] == ["explorer.widgets()"]
+
+
+def test_the_analysis_runs_a_timed_out_notebook_once_more(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Path] = []
+
+    def flaky(notebook: Path, output: Path, parameters: dict, cwd: Path) -> Path:
+        calls.append(notebook)
+        if len(calls) == 1:
+            raise CellTimeoutError("A cell timed out while it was being executed, after 120 seconds.")
+        return output
+
+    monkeypatch.setattr(jobs, "execute_notebook", flaky)
+    log: list[str] = []
+    out = jobs._execute_retrying_a_timeout(tmp_path / "explore.ipynb", tmp_path / "o.ipynb", {}, tmp_path, log.append)
+    assert out == tmp_path / "o.ipynb" and len(calls) == 2
+    assert log == ["  explore.ipynb: A cell timed out while it was being executed, after 120 seconds.; "
+                   "running it again in a new kernel"]
