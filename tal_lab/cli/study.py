@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+import pandas as pd
+
 from tal_lab.study.launchers import LAUNCHERS, SlurmOptions
 from tal_lab.study.params import DATASETS, STUDY_PRESETS, resolve_path
 from tal_lab.study.plan import TABLE1_CONFIGURATIONS, TABLES, build_plan
@@ -166,8 +168,6 @@ def add_compare_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     found = 0
     for title, file, reference in _MARKED_TABLES:
         paths = [resolve_path(folder) / "tables" / file for folder in (args.first, args.second)]

@@ -14,6 +14,7 @@ measured in the README's Speed section.
 
 from __future__ import annotations
 
+import math
 from typing import Iterator, Sequence
 
 import torch
@@ -46,11 +47,10 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             raise ValueError(f"batch_size ({batch_size}) and pool_batches ({pool_batches}) must be >= 1")
         if len(lengths) < batch_size:
             raise ValueError(f"{len(lengths)} videos are fewer than one batch of {batch_size}")
-        values = torch.as_tensor(list(lengths), dtype=torch.float64)
-        if not torch.isfinite(values).all():
-            bad = int((~torch.isfinite(values)).nonzero()[0])
+        self.lengths = [float(length) for length in lengths]
+        bad = next((i for i, length in enumerate(self.lengths) if not math.isfinite(length)), None)
+        if bad is not None:
             raise ValueError(f"video {bad} has length {lengths[bad]!r}: lengths must be finite numbers")
-        self.lengths = values.tolist()
         self.batch_size = batch_size
         self.pool_batches = pool_batches
         self.generator = generator
