@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tal_lab.ops.decode import suppress
+from tal_lab.ops import nms_rows
 from tal_lab.ops.nms import batched_nms, hard_nms, segment_voting, soft_nms
 
 
@@ -120,6 +121,45 @@ def test_batched_nms_is_per_class_then_capped(use_soft: bool) -> None:
     assert out_labels.tolist() == [parts[o][2] for o in order]
     assert out_scores.tolist() == [parts[o][1] for o in order]
     assert torch.equal(out_segs, segs[[parts[o][0] for o in order]])
+
+
+@pytest.mark.parametrize("levels", [0, 6])
+def test_multiclass_soft_nms_compacts_its_table_without_changing_the_result(
+        levels: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Classes of very different sizes run out at different steps: the table drops their rows and
+    packs the rest (several times here), and every class still gets the oracle's picks and scores."""
+    gen = torch.Generator().manual_seed(3)
+    sizes = [400, 120, 45, 17, 5, 1]
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(sizes)])[torch.randperm(sum(sizes), generator=gen)]
+    centre = torch.rand(len(labels), generator=gen) * 200
+    segs = torch.stack([centre, centre + torch.rand(len(labels), generator=gen) * 8 + 0.1], 1)
+    scores = torch.rand(len(labels), generator=gen) * 0.9 + 0.05
+    if levels:  # exact ties: the untracked pass sees them and the tracked rerun decides
+        scores = (scores * levels).ceil() / levels
+    shrinks: list[tuple[int, int]] = []
+    compact = nms_rows._SoftNMSTable.compact
+
+    def recording_compact(table: nms_rows._SoftNMSTable) -> bool:
+        before = table.scores.shape
+        result = compact(table)
+        if table.scores.shape != before:
+            shrinks.append(tuple(table.scores.shape))
+        return result
+
+    monkeypatch.setattr(nms_rows._SoftNMSTable, "compact", recording_compact)
+    out_segs, out_scores, out_labels = batched_nms(segs, scores, labels, 0.3, 0.001, 10_000, use_soft_nms=True,
+                                                   multiclass=True, sigma=0.5)
+    parts = []
+    for c in range(len(sizes)):
+        members = torch.nonzero(labels == c).flatten()
+        ref = _slow_soft_nms(segs[members].numpy(), scores[members].numpy(), 0.5, 0.001, "gaussian", 0.3)
+        parts += [(members[i].item(), s, c) for i, s in ref]
+    order = torch.tensor([p[1] for p in parts]).sort(descending=True).indices.tolist()
+    assert out_scores.tolist() == [parts[o][1] for o in order]  # bit-exact float32
+    assert out_labels.tolist() == [parts[o][2] for o in order]
+    assert torch.equal(out_segs, segs[[parts[o][0] for o in order]])
+    if not levels:
+        assert len(shrinks) >= 3 and shrinks[-1][0] == 1, shrinks  # rows dropped down to the largest class
 
 
 def test_nms_properties() -> None:
