@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tal_lab.models.layers.conv import Conv1d
 from tal_lab.models.layers.masked import MaskedConv1D
 from tal_lab.models.layers.norm import LayerNorm
 
@@ -158,12 +159,12 @@ class MaskedMHCA(nn.Module):
         self.key_norm = LayerNorm(n_embd)
         self.value_conv = MaskedConv1D(n_embd, n_embd, kernel, stride, groups=n_embd, bias=False)
         self.value_norm = LayerNorm(n_embd)
-        self.key = nn.Conv1d(n_embd, n_embd, 1)
-        self.query = nn.Conv1d(n_embd, n_embd, 1)
-        self.value = nn.Conv1d(n_embd, n_embd, 1)
+        self.key = Conv1d(n_embd, n_embd, 1)
+        self.query = Conv1d(n_embd, n_embd, 1)
+        self.value = Conv1d(n_embd, n_embd, 1)
         self.attn_drop = nn.Dropout(attn_pdrop)
         self.proj_drop = nn.Dropout(proj_pdrop)
-        self.proj = nn.Conv1d(n_embd, n_embd, 1)
+        self.proj = Conv1d(n_embd, n_embd, 1)
         if use_rel_pe:
             if self.overlap is None:
                 raise ValueError("relative position encoding needs local attention (n_mha_win_size > 1)")

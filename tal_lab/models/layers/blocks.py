@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from tal_lab.models.layers.conv import Conv1d
 from tal_lab.models.layers.attention import MaskedMHCA
 from tal_lab.models.layers.drop_path import affine_drop_path_or_identity
 from tal_lab.models.layers.masked import MaskedConv1D, downsample_mask, max_pool_downsample
@@ -48,8 +49,8 @@ class TransformerBlock(nn.Module):
         self.pool_skip = max_pool_downsample(stride) if stride > 1 else nn.Identity()
         hidden = mlp_ratio * n_embd
         # indices 0..4 as in the reference: its checkpoints name the second conv mlp.3
-        self.mlp = nn.Sequential(nn.Conv1d(n_embd, hidden, 1), act_layer(), nn.Dropout(proj_pdrop),
-                                 nn.Conv1d(hidden, n_embd, 1), nn.Dropout(proj_pdrop))
+        self.mlp = nn.Sequential(Conv1d(n_embd, hidden, 1), act_layer(), nn.Dropout(proj_pdrop),
+                                 Conv1d(hidden, n_embd, 1), nn.Dropout(proj_pdrop))
         self.drop_path_attn = affine_drop_path_or_identity(n_embd, path_pdrop)
         self.drop_path_mlp = affine_drop_path_or_identity(n_embd, path_pdrop)
 
@@ -136,21 +137,21 @@ class SGPBlock(nn.Module):
         wide = wide + 1 if wide % 2 == 0 else wide
         self.ln = LayerNorm(n_embd)
         self.gn = nn.GroupNorm(gn_groups, n_embd)
-        self.psi = nn.Conv1d(n_embd, n_embd, kernel_size, padding=kernel_size // 2, groups=n_embd)
-        self.fc = nn.Conv1d(n_embd, n_embd, 1, groups=n_embd)
-        self.convw = nn.Conv1d(n_embd, n_embd, kernel_size, padding=kernel_size // 2, groups=n_embd)
-        self.convkw = nn.Conv1d(n_embd, n_embd, wide, padding=wide // 2, groups=n_embd)
-        self.global_fc = nn.Conv1d(n_embd, n_embd, 1, groups=n_embd)
+        self.psi = Conv1d(n_embd, n_embd, kernel_size, padding=kernel_size // 2, groups=n_embd)
+        self.fc = Conv1d(n_embd, n_embd, 1, groups=n_embd)
+        self.convw = Conv1d(n_embd, n_embd, kernel_size, padding=kernel_size // 2, groups=n_embd)
+        self.convkw = Conv1d(n_embd, n_embd, wide, padding=wide // 2, groups=n_embd)
+        self.global_fc = Conv1d(n_embd, n_embd, 1, groups=n_embd)
         if stride == 1:
             self.downsample: nn.Module = nn.Identity()
         elif downsample_type == "max":
             self.downsample = max_pool_downsample(stride)
         elif downsample_type == "avg":
-            self.downsample = nn.Sequential(nn.AvgPool1d(stride, stride), nn.Conv1d(n_embd, n_embd, 1))
+            self.downsample = nn.Sequential(nn.AvgPool1d(stride, stride), Conv1d(n_embd, n_embd, 1))
         else:
             raise ValueError(f"downsample_type must be 'max' or 'avg', got {downsample_type!r}")
         hidden = n_hidden or 4 * n_embd
-        self.mlp = nn.Sequential(nn.Conv1d(n_embd, hidden, 1), act_layer(), nn.Conv1d(hidden, n_embd, 1))
+        self.mlp = nn.Sequential(Conv1d(n_embd, hidden, 1), act_layer(), Conv1d(hidden, n_embd, 1))
         self.drop_path_out = affine_drop_path_or_identity(n_embd, path_pdrop)
         self.drop_path_mlp = affine_drop_path_or_identity(n_embd, path_pdrop)
         if mixture == "softmax":

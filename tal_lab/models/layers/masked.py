@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from tal_lab.models.layers.conv import Conv1d
+
 __all__ = ["downsample_mask", "MaskedConv1D", "max_pool_downsample"]
 
 
@@ -21,7 +23,7 @@ def downsample_mask(mask: Tensor, stride: int) -> Tensor:
 
 
 class MaskedConv1D(nn.Module):
-    """``nn.Conv1d`` whose output is zeroed at invalid steps (the input is used as it is).
+    """A :class:`~tal_lab.models.layers.conv.Conv1d` whose output is zeroed at invalid steps (the input is used as it is).
 
     Shapes:
         x: (B, C_in, T); mask: (B, 1, T) bool -> (B, C_out, T // stride), (B, 1, T // stride).
@@ -40,7 +42,7 @@ class MaskedConv1D(nn.Module):
         if kernel_size % 2 != 1:
             raise ValueError(f"MaskedConv1D needs an odd kernel size (centred window), got {kernel_size}")
         self.stride = stride
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
+        self.conv = Conv1d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
                               groups=groups, bias=bias)
         if bias:
             nn.init.zeros_(self.conv.bias)
@@ -49,7 +51,8 @@ class MaskedConv1D(nn.Module):
         if x.shape[-1] % self.stride != 0:
             raise ValueError(f"sequence length {x.shape[-1]} is not divisible by the conv stride {self.stride}")
         out_mask = downsample_mask(mask, self.stride)
-        return self.conv(x) * out_mask.to(x.dtype), out_mask
+        out = self.conv(x)
+        return out * out_mask.to(out.dtype), out_mask
 
 
 
