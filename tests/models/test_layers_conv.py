@@ -1,4 +1,5 @@
-"""Conv1d: nn.Conv1d in float32; dense convolutions as one matmul plus shifted sums in bf16 on a CPU."""
+"""Conv1d: nn.Conv1d in float32, dense convolutions as one matmul plus shifted sums in bf16 on a CPU;
+the heads' prediction layers in float32 under autocast."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tal_lab.models.layers.conv import Conv1d, conv1d_as_matmul, reduced_precision_on_cpu
+from tal_lab.models.layers.masked import MaskedConv1D
 
 
 @pytest.mark.parametrize("kernel", [1, 3, 5])
@@ -98,3 +100,39 @@ def test_other_convolutions_stay_nn_conv1d_under_autocast(layer) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = conv(x)
     assert calls == [1] and out.dtype == torch.bfloat16
+
+
+def test_a_heads_prediction_layer_stays_float32_under_autocast() -> None:
+    """bf16 logits would tie scores by the hundreds: the last conv of each head runs in float32."""
+    torch.manual_seed(1)
+    prediction = MaskedConv1D(16, 5, 3, float32_output=True)
+    hidden = MaskedConv1D(16, 16, 3)
+    x, mask = torch.randn(2, 16, 12), torch.ones(2, 1, 12, dtype=torch.bool)
+    mask[1, :, 9:] = False
+    expected, _ = prediction(x, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, out_mask = prediction(x.bfloat16(), mask)
+        assert hidden(x, mask)[0].dtype == torch.bfloat16
+    assert out.dtype == torch.float32 and torch.equal(out_mask, mask)
+    assert torch.equal(out, prediction(x.bfloat16().float(), mask)[0])  # the float32 conv of the bf16 input
+    assert torch.equal(out[1, :, 9:], torch.zeros(5, 3))
+    torch.testing.assert_close(out, expected, rtol=0.02, atol=0.05)
+
+
+@pytest.mark.parametrize("head", ["actionformer", "trident", "decoupled"])
+def test_every_head_predicts_in_float32_under_bf16_autocast(head: str) -> None:
+    from tal_lab.models import build_detector
+    from tests.tiny import head_config, head_videos
+
+    model = build_detector(head_config(head_type=head)).eval()
+    dtypes: dict[str, torch.dtype] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, MaskedConv1D) and module.float32_output:
+            module.register_forward_hook(lambda m, args, out, name=name: dtypes.__setitem__(name, out[0].dtype))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        detections = model(head_videos())
+    assert len(detections) == 2
+    assert dtypes and not any(name.startswith(("backbone", "neck")) for name in dtypes), dtypes
+    assert set(dtypes.values()) == {torch.float32}, dtypes
+    expected = {"actionformer": 2, "trident": 4, "decoupled": 4}[head]  # cls + offsets (+ start / end)
+    assert len(dtypes) == expected, sorted(dtypes)

@@ -88,7 +88,7 @@ class ClsHead(_ConvTower):
                  num_layers: int = 3, kernel_size: int = 3, with_ln: bool = False,
                  empty_cls: Sequence[int] = ()) -> None:
         super().__init__(input_dim, feat_dim, num_layers, kernel_size, with_ln)
-        self.cls_head = MaskedConv1D(feat_dim, num_classes, kernel_size)
+        self.cls_head = MaskedConv1D(feat_dim, num_classes, kernel_size, float32_output=True)
         with torch.no_grad():
             self.cls_head.conv.bias.fill_(prior_bias(prior_prob))
             for idx in empty_cls:
@@ -112,7 +112,7 @@ class RegHead(_ConvTower):
                  kernel_size: int = 3, with_ln: bool = False) -> None:
         super().__init__(input_dim, feat_dim, num_layers, kernel_size, with_ln)
         self.scale = nn.ModuleList(Scale() for _ in range(num_levels))
-        self.offset_head = MaskedConv1D(feat_dim, 2, kernel_size)
+        self.offset_head = MaskedConv1D(feat_dim, 2, kernel_size, float32_output=True)
 
     def forward(self, feats: Sequence[Tensor], masks: Sequence[Tensor]) -> list[Tensor]:
         if len(feats) != len(self.scale):

@@ -109,8 +109,8 @@ class LocHead(BinRegHead):
                  num_layers: int = 3, kernel_size: int = 3, boundary_kernel_size: int = 3,
                  with_ln: bool = False) -> None:
         super().__init__(input_dim, feat_dim, num_levels, num_bins, num_layers, kernel_size, with_ln)
-        self.start_conv = MaskedConv1D(feat_dim, num_boundary_classes, boundary_kernel_size)
-        self.end_conv = MaskedConv1D(feat_dim, num_boundary_classes, boundary_kernel_size)
+        self.start_conv = MaskedConv1D(feat_dim, num_boundary_classes, boundary_kernel_size, float32_output=True)
+        self.end_conv = MaskedConv1D(feat_dim, num_boundary_classes, boundary_kernel_size, float32_output=True)
 
     def forward(  # type: ignore[override]
         self, feats: Sequence[Tensor], masks: Sequence[Tensor]

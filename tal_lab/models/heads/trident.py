@@ -53,7 +53,7 @@ class BinRegHead(RegHead):
             raise ValueError(f"model.num_bins must be a positive integer, got {num_bins}")
         self.num_bins = num_bins
         # replaces the parent's 2-channel offset conv (same key, same position in the state dict)
-        self.offset_head = MaskedConv1D(feat_dim, 2 * (num_bins + 1), kernel_size)
+        self.offset_head = MaskedConv1D(feat_dim, 2 * (num_bins + 1), kernel_size, float32_output=True)
 
 
 class BoundaryHead(CenterSamplingHead):

@@ -6,6 +6,7 @@ nearest neighbour (``mask[..., ::s]``), as ActionFormer does.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from tal_lab.models.layers.conv import Conv1d
@@ -25,6 +26,9 @@ def downsample_mask(mask: Tensor, stride: int) -> Tensor:
 class MaskedConv1D(nn.Module):
     """A :class:`~tal_lab.models.layers.conv.Conv1d` whose output is zeroed at invalid steps (the input is used as it is).
 
+    ``float32_output``: under autocast the convolution runs in float32 (a head's last layer,
+    whose outputs become scores and offsets); without autocast it changes nothing.
+
     Shapes:
         x: (B, C_in, T); mask: (B, 1, T) bool -> (B, C_out, T // stride), (B, 1, T // stride).
     """
@@ -37,13 +41,17 @@ class MaskedConv1D(nn.Module):
         stride: int = 1,
         groups: int = 1,
         bias: bool = True,
+        float32_output: bool = False,
     ) -> None:
         super().__init__()
+        # A head's prediction layer under mixed precision: bf16 logits have 8 mantissa bits, so
+        # their scores tie by the hundreds (the soft-NMS then runs 2x longer and mAP ranks ties)
+        self.float32_output = float32_output
         if kernel_size % 2 != 1:
             raise ValueError(f"MaskedConv1D needs an odd kernel size (centred window), got {kernel_size}")
         self.stride = stride
         self.conv = Conv1d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
-                              groups=groups, bias=bias)
+                           groups=groups, bias=bias)
         if bias:
             nn.init.zeros_(self.conv.bias)
 
@@ -51,10 +59,12 @@ class MaskedConv1D(nn.Module):
         if x.shape[-1] % self.stride != 0:
             raise ValueError(f"sequence length {x.shape[-1]} is not divisible by the conv stride {self.stride}")
         out_mask = downsample_mask(mask, self.stride)
-        out = self.conv(x)
+        if self.float32_output and torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                out = self.conv(x.float())
+        else:
+            out = self.conv(x)
         return out * out_mask.to(out.dtype), out_mask
-
-
 
 
 def max_pool_downsample(stride: int) -> nn.MaxPool1d:
