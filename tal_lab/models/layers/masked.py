@@ -24,7 +24,8 @@ def downsample_mask(mask: Tensor, stride: int) -> Tensor:
 
 
 class MaskedConv1D(nn.Module):
-    """A :class:`~tal_lab.models.layers.conv.Conv1d` whose output is zeroed at invalid steps (the input is used as it is).
+    """A :class:`~tal_lab.models.layers.conv.Conv1d` whose output is zeroed at invalid steps (the input is
+    used as it is).
 
     ``float32_output``: under autocast the convolution runs in float32 (a head's last layer,
     whose outputs become scores and offsets); without autocast it changes nothing.
@@ -59,8 +60,10 @@ class MaskedConv1D(nn.Module):
         if x.shape[-1] % self.stride != 0:
             raise ValueError(f"sequence length {x.shape[-1]} is not divisible by the conv stride {self.stride}")
         out_mask = downsample_mask(mask, self.stride)
-        if self.float32_output and torch.is_autocast_enabled(x.device.type):
-            with torch.autocast(x.device.type, enabled=False):
+        device_type = x.device.type  # 'meta' (complexity counts) has no autocast
+        autocasting = torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+        if self.float32_output and autocasting:
+            with torch.autocast(device_type, enabled=False):
                 out = self.conv(x.float())
         else:
             out = self.conv(x)
