@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["AMP_MODES", "amp_dtype", "autocast", "cpu_has_native_bf16", "effective_amp"]
+__all__ = ["AMP_MODES", "active_autocast_dtype", "amp_dtype", "autocast", "cpu_has_native_bf16", "effective_amp"]
 
 # engine.amp: 'none' computes in the weights' dtype.
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
@@ -72,6 +72,14 @@ def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
         ValueError: ``amp`` is not one of :data:`AMP_MODES`.
     """
     return _AMP_DTYPES.get(effective_amp(device.type, amp))
+
+
+def active_autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype an autocast region open here casts ``device_type`` ops to; None outside one (and
+    on devices without autocast, such as 'meta')."""
+    if not torch.amp.is_autocast_available(device_type) or not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
 
 
 def autocast(device: torch.device, amp: str) -> torch.autocast:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tal_lab.models.layers.conv import Conv1d
 from tal_lab.models.layers.attention import MaskedMHCA
+from tal_lab.models.layers.conv import Conv1d
 from tal_lab.models.layers.drop_path import affine_drop_path_or_identity
 from tal_lab.models.layers.masked import MaskedConv1D, downsample_mask, max_pool_downsample
 from tal_lab.models.layers.norm import LayerNorm

@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from tal_lab.core.autocast import active_autocast_dtype
+
 __all__ = ["Conv1d", "reduced_precision_on_cpu"]
 
 _REDUCED = (torch.bfloat16, torch.float16)
@@ -28,11 +30,7 @@ _REDUCED = (torch.bfloat16, torch.float16)
 
 def reduced_precision_on_cpu(x: Tensor) -> bool:
     """True when an op on ``x`` runs in bf16 / fp16 on a CPU (autocast or the tensor's dtype)."""
-    if x.device.type != "cpu":
-        return False
-    if x.dtype in _REDUCED:
-        return True
-    return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") in _REDUCED
+    return x.device.type == "cpu" and (x.dtype in _REDUCED or active_autocast_dtype("cpu") in _REDUCED)
 
 
 def conv1d_as_matmul(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int) -> Tensor:

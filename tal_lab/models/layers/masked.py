@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from tal_lab.core.autocast import active_autocast_dtype
 from tal_lab.models.layers.conv import Conv1d
 
 __all__ = ["downsample_mask", "MaskedConv1D", "max_pool_downsample"]
@@ -60,10 +61,8 @@ class MaskedConv1D(nn.Module):
         if x.shape[-1] % self.stride != 0:
             raise ValueError(f"sequence length {x.shape[-1]} is not divisible by the conv stride {self.stride}")
         out_mask = downsample_mask(mask, self.stride)
-        device_type = x.device.type  # 'meta' (complexity counts) has no autocast
-        autocasting = torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
-        if self.float32_output and autocasting:
-            with torch.autocast(device_type, enabled=False):
+        if self.float32_output and active_autocast_dtype(x.device.type) is not None:
+            with torch.autocast(x.device.type, enabled=False):
                 out = self.conv(x.float())
         else:
             out = self.conv(x)
