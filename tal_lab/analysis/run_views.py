@@ -93,9 +93,11 @@ def map_table(run: Any) -> StudyTable:
     data = info.get("dataset") or {}
     source = (f"synthetic '{data.get('preset')}' benchmark (data seed {data.get('seed')})"
               if data.get("kind") == "synthetic" else f"{data.get('name')} features in {data.get('feat_folder')}")
+    amp = info.get("amp", "none")
+    precision = f"{amp} autocast, " if amp != "none" else ""  # fp32 (the reference precision) goes unsaid
     caption = (f"mAP (%) of {info.get('backbone_type')} / {info.get('fpn_type')} / {info.get('head_type')}, "
                f"λ_reg {info.get('loss_weight')}, {info.get('epochs')} epochs, seed {info.get('seed')}, "
-               f"{results.get('weights')} weights of epoch {results.get('checkpoint_epoch')}, on the "
+               f"{precision}{results.get('weights')} weights of epoch {results.get('checkpoint_epoch')}, on the "
                f"{source}, {results.get('num_videos')} evaluation videos.")
     return StudyTable("map", "mAP", frame, caption, display=display)
 
@@ -107,7 +109,8 @@ def run_summary(run: Any) -> dict[str, Any]:
     return {"run": run.name, "path": str(run.path), "status": run.info.get("status"),
             "backbone": run.info.get("backbone_type"), "neck": run.info.get("fpn_type"),
             "head": run.info.get("head_type"), "loss_weight": run.info.get("loss_weight"),
-            "epochs": run.info.get("epochs"), "seed": run.info.get("seed"), "dataset": run.info.get("dataset"),
+            "epochs": run.info.get("epochs"), "seed": run.info.get("seed"), "amp": run.info.get("amp", "none"),
+            "dataset": run.info.get("dataset"),
             **maps, "avg_mAP": 100.0 * results["average_mAP"] if "average_mAP" in results else None,
             "weights": results.get("weights"), "checkpoint_epoch": results.get("checkpoint_epoch")}
 

@@ -380,6 +380,12 @@ def test_run_views_curve_table_summary_and_choices(tmp_path: Path) -> None:
     assert table.frame["avg_mAP"].item() == pytest.approx(35.0) and "synthetic 'tiny'" in table.caption
     assert "sgp / identity / actionformer" in table.caption and "ema weights of epoch 2" in table.caption
     assert run_views.run_summary(run)["mAP@0.5"] == pytest.approx(30.0)
+    assert "autocast" not in table.caption and run_views.run_summary(run)["amp"] == "none"
+    info = json.loads((run.path / "run.json").read_text())
+    (run.path / "run.json").write_text(json.dumps({**info, "amp": "bf16"}))
+    bf16 = load_run(run.path)
+    assert "seed 0, bf16 autocast, ema weights of epoch 2" in run_views.map_table(bf16).caption
+    assert run_views.run_summary(bf16)["amp"] == "bf16"
     gt = pd.DataFrame({"video-id": ["b", "a", "a", "c", "c"], "t-start": 0.0, "t-end": 1.0, "label": 0})
     assert run_views.busiest_videos(gt, 2) == ["a", "c"]
     probed = pd.DataFrame({"run": ["x", "x", "y"], "epoch": [1, 3, 2]})
