@@ -40,7 +40,7 @@ from tal_lab.engine.trainer import Trainer, evaluate_detector
 from tal_lab.evaluation import read_class_names
 from tal_lab.runs import DEFAULT_RUN_STORE, RUN_FILES, dataset_identity, default_run_name, run_status
 
-__all__ = ["train", "evaluate", "detect", "load_weights", "git_commit"]
+__all__ = ["train", "evaluate", "detect", "load_weights", "git_commit", "finished_run_differences"]
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,25 @@ def _flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _config_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """``key: old -> new`` for every setting that differs, except those a resume may change."""
+def _config_differences(stored: Mapping[str, Any], current: Mapping[str, Any],
+                        ignored: frozenset[str] = frozenset()) -> list[str]:
+    """``key: old -> new`` for every setting that differs, except those a resume may change
+    and ``ignored``."""
     a, b = _flatten(stored), _flatten(current)
     # model.train_cfg / model.test_cfg are copies of the top-level sections.
     derived = ("model.train_cfg.", "model.test_cfg.")
-    keys = sorted(k for k in (set(a) | set(b)) - _RESUMABLE_CHANGES if not k.startswith(derived))
+    keys = sorted(k for k in (set(a) | set(b)) - _RESUMABLE_CHANGES - ignored if not k.startswith(derived))
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
+
+
+def finished_run_differences(run_dir: str | Path, cfg: Mapping[str, Any]) -> list[str]:
+    """How the config stored in a finished run folder differs from ``cfg`` (``key: stored ->
+    given``), among the settings that change what the run computes: not those a resume may
+    change, and not ``engine.eval_epochs`` (evaluating more or fewer epochs never changes the
+    training: evaluation runs with every random generator restored). Empty: ``cfg`` would
+    train this very run, so its results stand for it."""
+    stored = load_config(Path(run_dir) / RUN_FILES["config"])
+    return _config_differences(stored, cfg, frozenset({"engine.eval_epochs"}))
 
 
 def _prepare_run_dir(run_dir: Path, cfg: dict[str, Any], resume: bool) -> str:

@@ -260,9 +260,10 @@ def load_runs(root: str | Path) -> pd.DataFrame:
     data_kind, data_preset,
     data_seed, seed, backbone, neck, head, loss_weight, epochs, total_epochs, mAP@0.3 ...
     mAP@0.7 (percent; NaN until finished), avg_mAP (percent), weights, checkpoint_epoch,
-    params, sec_per_epoch, train_seconds, eval_seconds, sec_per_video, device, created,
-    finished, git_commit, version, error. Runs evaluated at other thresholds get a column per
-    threshold too.
+    params, sec_per_epoch, train_seconds, eval_seconds, sec_per_video, device, amp (the
+    autocast the run trained and evaluated under: 'none' for float32, 'bf16', 'fp16'; None in
+    runs older than that record), created, finished, git_commit, version, error. Runs
+    evaluated at other thresholds get a column per threshold too.
     """
     rows = []
     for path in find_run_dirs(root):
@@ -287,15 +288,15 @@ def load_runs(root: str | Path) -> pd.DataFrame:
             })
         row.update({
             "total_epochs": info.get("total_epochs"), "params": info.get("num_params"),
-            "device": info.get("device"), "created": info.get("created"), "finished": info.get("finished"),
-            "git_commit": info.get("git_commit"), "version": info.get("tal_lab_version"),
+            "device": info.get("device"), "amp": info.get("amp"), "created": info.get("created"),
+            "finished": info.get("finished"), "git_commit": info.get("git_commit"), "version": info.get("tal_lab_version"),
             "error": info.get("error"),
         })
         rows.append(row)
     columns = (_IDENTITY_COLUMNS + ["total_epochs"] + [map_column(t) for t in STANDARD_TIOUS]
                + ["avg_mAP", "weights", "checkpoint_epoch", "params", "sec_per_epoch", "train_seconds",
-                  "eval_seconds", "sec_per_video", "device", "created", "finished", "git_commit", "version",
-                  "error"])
+                  "eval_seconds", "sec_per_video", "device", "amp", "created", "finished", "git_commit",
+                  "version", "error"])
     frame = pd.DataFrame(rows)
     extra = [c for c in frame.columns if c not in columns]
     return frame.reindex(columns=columns + extra)

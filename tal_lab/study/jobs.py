@@ -38,11 +38,11 @@ from tal_lab.study.params import ablation_setup
 from tal_lab.study.plan import ANALYSIS_NOTEBOOKS, StudyPlan
 from tal_lab.study.reports import execute_notebook, export_reports, notebook_error
 
-__all__ = ["TrainingJob", "AnalysisJob", "AnalysisOutcome", "torchrun_command", "notebook_failure",
+__all__ = ["SETUP_PARAMETERS", "TrainingJob", "AnalysisJob", "AnalysisOutcome", "torchrun_command", "notebook_failure",
            "notebook_traceback", "run_failure"]
 
 # run_ablation.ipynb's parameters that ablation_setup takes (the rest only shape the report).
-_SETUP_PARAMETERS = tuple(inspect.signature(ablation_setup).parameters)
+SETUP_PARAMETERS = tuple(inspect.signature(ablation_setup).parameters)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -134,7 +134,7 @@ class TrainingJob(Checkpointable):
         return DelayedSubmission(self)
 
     def _train_distributed(self) -> None:
-        setup = ablation_setup(**{k: v for k, v in self.parameters.items() if k in _SETUP_PARAMETERS})
+        setup = ablation_setup(**{k: v for k, v in self.parameters.items() if k in SETUP_PARAMETERS})
         config = self.output.with_suffix(".yaml")
         dump_config(setup.cfg, config)
         log_path = self.output.with_suffix(".torchrun.log")

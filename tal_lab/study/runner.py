@@ -33,10 +33,11 @@ from tal_lab.engine.progress import format_seconds
 from tal_lab.runs import load_runs, run_status
 from tal_lab.study.estimates import training_order
 from tal_lab.study.job_state import analysis_key, read_records, update_record, write_record
-from tal_lab.study.jobs import AnalysisJob, TrainingJob, print_line, run_failure
+from tal_lab.engine.api import finished_run_differences
+from tal_lab.study.jobs import SETUP_PARAMETERS, AnalysisJob, TrainingJob, print_line, run_failure
 from tal_lab.study.launchers import (LAUNCHERS, Handle, LocalLauncher, SlurmLauncher, SlurmOptions, ThreadsLauncher,
                                      adopted_handle, live_state)
-from tal_lab.study.params import base_config, project_root, resolve_path
+from tal_lab.study.params import ablation_setup, base_config, project_root, resolve_path
 from tal_lab.study.placement import CPU, DeviceSlot, device_slots, parse_devices
 from tal_lab.study.plan import TABLE1_CONFIGURATIONS, TABLE4_HEADS, RunSpec, StudyPlan, table4_specs
 
@@ -179,6 +180,32 @@ class _Context:
                 "eval_epochs": list(spec.eval_epochs), "overrides": list(self.overrides),
                 "num_threads": slot.threads, "output_dir": str(self.reports_dir / "runs" / name)}
 
+    def check_finished_runs(self, specs: Sequence[RunSpec], slot: DeviceSlot) -> None:
+        """Refuse to reuse a finished run of the store that this study would train otherwise
+        (another ``--set``, such as ``engine.amp=bf16``, or another base config): skipping it
+        would present its numbers as this study's.
+
+        Raises:
+            ValueError: naming each such run, the settings that differ (stored -> this study's)
+                and what to do.
+        """
+        mismatched = []
+        for spec in specs:
+            name = spec.run_name(self.plan.data_tag)
+            if run_status(self.output_root / name) != "finished":
+                continue
+            parameters = self.run_parameters(spec, slot)
+            setup = ablation_setup(**{k: v for k, v in parameters.items() if k in SETUP_PARAMETERS})
+            differences = finished_run_differences(self.output_root / name, setup.cfg)
+            if differences:
+                mismatched.append(f"{name}: " + "; ".join(differences[:6]))
+        if mismatched:
+            raise ValueError(
+                f"{len(mismatched)} finished run(s) in {self.output_root} were trained with another config than this "
+                "study's, so their results cannot stand for it (stored -> this study's): " + " | ".join(mismatched)
+                + ". Give this study its own --output-root and --reports, or remove those run folders to retrain "
+                "them")
+
     def training_job(self, spec: RunSpec, slot: DeviceSlot) -> TrainingJob:
         name = spec.run_name(self.plan.data_tag)
         environment = slot.environment()
@@ -236,6 +263,7 @@ class _TrainingLoop:
             if self.table4_waiting and self.table1_keys <= self.settled:
                 self.table4_waiting = False
                 added = add_table4_runs(self.ctx.plan, self.ctx.output_root)
+                self.ctx.check_finished_runs(added, self.slots[0])
                 self.total -= self.table4_runs - len(added)
                 attempts = {spec.key: attempt for spec, attempt in self.pending}
                 specs = training_order([spec for spec, _ in self.pending] + added, self.ctx.plan.data_tag, self.device)
@@ -397,6 +425,7 @@ def run_study(
         log(plan.describe())
         # Data first, once: parallel notebooks then find it (the synthetic benchmark is generated here).
         base_config(plan.dataset, plan.data_root, plan.preset, plan.config_file)
+        ctx.check_finished_runs(plan.runs, slots[0])
         if launcher == "slurm":
             _submit_to_slurm(ctx, slots, outcome, plan.runs)
             return outcome

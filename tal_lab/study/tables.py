@@ -188,7 +188,27 @@ def _runs_summary(rows: pd.DataFrame) -> str:
         parts.append(f"{'/'.join(str(e) for e in ep)} epochs")
     if "weights" in rows.columns and rows["weights"].notna().any():
         parts.append(f"{'/'.join(sorted(str(w) for w in rows['weights'].dropna().unique()))} weights")
+    precision = _precision_part(rows)
+    if precision:
+        parts.append(precision)
     return "; ".join(parts)
+
+
+def _precision_part(rows: pd.DataFrame) -> str:
+    """'bf16 autocast' when every run used it; '2 runs bf16 autocast, 11 float32' when mixed; ''
+    when all are float32 (the reference precision) or none recorded it."""
+    if "amp" not in rows.columns:
+        return ""
+    recorded = rows["amp"].dropna().astype(str)
+    if recorded.empty or set(recorded) == {"none"}:
+        return ""
+    names = recorded.map(lambda amp: "float32" if amp == "none" else f"{amp} autocast")
+    counts = names.value_counts()
+    if len(counts) == 1 and len(recorded) == len(rows):
+        return str(counts.index[0])
+    listed = ", ".join(f"{n} run{'' if n == 1 else 's'} {name}" for name, n in sorted(counts.items()))
+    unrecorded = len(rows) - len(recorded)
+    return listed + (f", {unrecorded} not recorded" if unrecorded else "")
 
 
 def _data_sentence(runs: pd.DataFrame) -> str:

@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from tal_lab.analysis.figure import new_figure
 from tal_lab.analysis.run_views import RunExplorer
 from tal_lab.engine import train
+from tal_lab.engine.api import finished_run_differences
 from tal_lab.study.params import ablation_setup
 from tal_lab.runs import default_run_name, load_run
 from tal_lab.study.plan import StudyPlan, build_plan
@@ -78,6 +79,28 @@ def study(tmp_path_factory: pytest.TempPathFactory, kernel_env: None) -> Study:
     outcome = run_study(plan, output_root=tmp / "runs", reports_dir=tmp / "reports", jobs=2, overrides=FAST,
                         log=log.append)
     return Study(plan, outcome, tmp / "runs", tmp / "reports", log)
+
+
+def test_a_finished_run_trained_with_another_config_is_refused_not_skipped(study: Study, tmp_path: Path) -> None:
+    """A study with ``--set engine.amp=bf16`` on a store of float32 runs would otherwise skip them
+    as finished and show their numbers as its own."""
+    original = study.runs / study.name("original")
+    setup = ablation_setup(backbone="convTransformer", neck="identity", preset="tiny",
+                           data_root=str(study.plan.data_root), output_root=str(study.runs), overrides=FAST)
+    assert finished_run_differences(original, setup.cfg) == []  # evaluated at fewer epochs: the same run
+    bf16 = ablation_setup(backbone="convTransformer", neck="identity", preset="tiny",
+                          data_root=str(study.plan.data_root), output_root=str(study.runs),
+                          overrides=[*FAST, "engine.amp=bf16"])
+    assert finished_run_differences(original, bf16.cfg) == ["engine.amp: 'none' -> 'bf16'"]
+    before = sorted(p.name for p in study.runs.iterdir())
+    with pytest.raises(ValueError) as info:
+        run_study(study.plan, output_root=study.runs, reports_dir=tmp_path / "reports", jobs=2,
+                  overrides=[*FAST, "engine.amp=bf16"], log=lambda line: None)
+    message = str(info.value)
+    assert message.startswith(f"2 finished run(s) in {study.runs} were trained with another config")
+    assert f"{study.name('original')}: engine.amp: 'none' -> 'bf16'" in message
+    assert f"{study.name('E')}: engine.amp: 'none' -> 'bf16'" in message and "--output-root" in message
+    assert sorted(p.name for p in study.runs.iterdir()) == before and not (tmp_path / "reports").exists()
 
 
 def _errors(path: Path) -> list[str]:

@@ -277,3 +277,24 @@ def test_cells_state_their_run_count_and_captions_the_machines(store: Path) -> N
     for other in (table_epochs(runs), table_loss_weight(runs)):
         assert "Machine (the torch device in run.json" in other.caption
         assert "mean ± sample std over the n seeds of each row" in other.caption
+
+
+def test_captions_name_the_precision_of_runs_trained_under_autocast(store: Path) -> None:
+    runs = load_runs(store)
+    assert set(runs["amp"]) == {"none"}
+    tables = (table_configurations(runs, complexity=False), table_epochs(runs), table_loss_weight(runs),
+              table_heads(runs, complexity=False))
+    assert not any("autocast" in t.caption or "float32" in t.caption for t in tables)  # float32 goes unsaid
+    bf16 = runs.assign(amp="bf16")
+    for table in (table_configurations(bf16, complexity=False), table_epochs(bf16), table_loss_weight(bf16),
+                  table_heads(bf16, complexity=False)):
+        assert "weights; bf16 autocast" in table.caption, table.title
+    mixed = runs.copy()
+    mixed.loc[mixed["name"] == "E-s1", "amp"] = "bf16"
+    caption = table_configurations(mixed, complexity=False).caption
+    assert "1 run bf16 autocast, 9 runs float32" in caption  # the runs Table I drew on (as its machine sentence)
+    unrecorded = runs.copy()
+    unrecorded.loc[unrecorded["name"] == "E-s1", "amp"] = None
+    unrecorded.loc[unrecorded["name"] == "E-s2", "amp"] = "bf16"
+    assert "1 run bf16 autocast, 8 runs float32, 1 not recorded" in table_configurations(
+        unrecorded, complexity=False).caption
