@@ -306,12 +306,14 @@ def load_epoch_evals(root: str | Path) -> pd.DataFrame:
     """Every evaluation made during runs under ``root``: one row per (run, evaluated epoch).
 
     Columns: the identity columns of :func:`load_runs`, then epoch, mAP@... (percent),
-    avg_mAP (percent), weights, eval_seconds. The last epoch's row is the run's final
-    evaluation, so Table II can come from one run evaluated at listed epochs.
+    avg_mAP (percent), weights, eval_seconds, and the run's device and amp (as in
+    :func:`load_runs`: Table II's caption names them). The last epoch's row is the run's
+    final evaluation, so Table II can come from one run evaluated at listed epochs.
     """
     rows = []
     for path in find_run_dirs(root):
-        ident = _identity_row(path, _read_info(path))
+        info = _read_info(path)
+        ident = {**_identity_row(path, info), "device": info.get("device"), "amp": info.get("amp")}
         for record in read_jsonl(path / RUN_FILES["epochs"]):
             if not record.get("eval"):
                 continue
@@ -322,7 +324,7 @@ def load_epoch_evals(root: str | Path) -> pd.DataFrame:
             row.update({"avg_mAP": flat["avg_mAP"], "weights": flat["weights"], "eval_seconds": flat["eval_seconds"]})
             rows.append(row)
     columns = _IDENTITY_COLUMNS + ["epoch"] + [map_column(t) for t in STANDARD_TIOUS] + [
-        "avg_mAP", "weights", "eval_seconds"]
+        "avg_mAP", "weights", "eval_seconds", "device", "amp"]
     frame = pd.DataFrame(rows)
     extra = [c for c in frame.columns if c not in columns]
     return frame.reindex(columns=columns + extra)

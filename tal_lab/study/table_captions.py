@@ -61,7 +61,9 @@ def significance_sentence(frame: pd.DataFrame, test: SeedVideoTest | None) -> st
 
 
 def machine_sentence(runs: pd.DataFrame) -> str:
-    """'Machine: cpu (18 runs).': the torch device each run recorded in its run.json."""
+    """'Machine: cpu (18 runs).': the torch device each run recorded in its run.json (a run
+    evaluated at several epochs, one row per evaluation, counts once)."""
+    runs = runs.drop_duplicates("path") if "path" in runs.columns else runs
     devices = runs["device"].dropna() if "device" in runs.columns else pd.Series(dtype=object)
     if devices.empty:
         return " Machine: not recorded."

@@ -196,9 +196,11 @@ def _runs_summary(rows: pd.DataFrame) -> str:
 
 def _precision_part(rows: pd.DataFrame) -> str:
     """'bf16 autocast' when every run used it; '2 runs bf16 autocast, 11 float32' when mixed; ''
-    when all are float32 (the reference precision) or none recorded it."""
+    when all are float32 (the reference precision) or none recorded it. A run evaluated at
+    several epochs (one row per evaluation) counts once."""
     if "amp" not in rows.columns:
         return ""
+    rows = rows.drop_duplicates("path") if "path" in rows.columns else rows
     recorded = rows["amp"].dropna().astype(str)
     if recorded.empty or set(recorded) == {"none"}:
         return ""

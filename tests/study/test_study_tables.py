@@ -293,6 +293,12 @@ def test_captions_name_the_precision_of_runs_trained_under_autocast(store: Path)
     mixed.loc[mixed["name"] == "E-s1", "amp"] = "bf16"
     caption = table_configurations(mixed, complexity=False).caption
     assert "1 run bf16 autocast, 9 runs float32" in caption  # the runs Table I drew on (as its machine sentence)
+    evals = load_epoch_evals(store)  # Table II of a study: one run evaluated at listed epochs
+    assert set(evals["amp"]) == {"none"} and set(evals["device"]) == {"cpu"}
+    within = table_epochs(runs, evals.assign(amp="bf16"), source="epoch_evals", epochs=[1, 4, 12])
+    assert "weights; bf16 autocast" in within.caption  # was missing: epoch evaluations had no amp
+    # one run evaluated at 3 epochs is 1 run (was 'Machine: not recorded' without the device column)
+    assert "Machine (the torch device in run.json; the processor model is not recorded): cpu (1 run)." in within.caption
     unrecorded = runs.copy()
     unrecorded.loc[unrecorded["name"] == "E-s1", "amp"] = None
     unrecorded.loc[unrecorded["name"] == "E-s2", "amp"] = "bf16"
