@@ -1,9 +1,10 @@
-"""What the captions of Tables I-IV say about significance marks, seeds and machines.
+"""What the captions of Tables I-IV say about significance marks, seeds, machines and precision.
 
 The mark itself comes from the tables' ``significance`` hook
 (:class:`tal_lab.evaluation.significance.SeedVideoTest`, the combined seed-and-video test);
 here it becomes a '*' after a row's average mAP and sentences a reader needs to judge it: which
-test, how many seeds each side had, which rows were not tested and why, and where the runs ran.
+test, how many seeds each side had, which rows were not tested and why, where the runs ran, and
+in which precision when not float32.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import pandas as pd
 
 from tal_lab.evaluation.significance import SeedVideoTest
 
-__all__ = ["MARK", "SPREAD", "mark_significant", "significance_sentence", "machine_sentence", "spread_sentence"]
+__all__ = ["MARK", "SPREAD", "mark_significant", "significance_sentence", "machine_sentence", "spread_sentence",
+           "precision_part"]
 
 MARK = " *"  # appended to the average mAP of a row the test finds different from the reference
 SPREAD = "; mean ± sample std over the n seeds of each row"  # what every table's cells hold
@@ -80,3 +82,22 @@ def spread_sentence(frame: pd.DataFrame) -> str:
         return SPREAD
     single = ", and a one-seed row has no std" if counts[0] == 1 else ""
     return f"{SPREAD}; rows have {counts[0]} to {counts[-1]} seeds (column n){single}"
+
+
+def precision_part(rows: pd.DataFrame) -> str:
+    """'bf16 autocast' when every run used it; '2 runs bf16 autocast, 11 runs float32' when mixed; ''
+    when all are float32 (the reference precision) or none recorded it. A run evaluated at
+    several epochs (one row per evaluation) counts once."""
+    if "amp" not in rows.columns:
+        return ""
+    rows = rows.drop_duplicates("path") if "path" in rows.columns else rows
+    recorded = rows["amp"].dropna().astype(str)
+    if recorded.empty or set(recorded) == {"none"}:
+        return ""
+    names = recorded.map(lambda amp: "float32" if amp == "none" else f"{amp} autocast")
+    counts = names.value_counts()
+    if len(counts) == 1 and len(recorded) == len(rows):
+        return str(counts.index[0])
+    listed = ", ".join(f"{n} run{'' if n == 1 else 's'} {name}" for name, n in sorted(counts.items()))
+    unrecorded = len(rows) - len(recorded)
+    return listed + (f", {unrecorded} not recorded" if unrecorded else "")

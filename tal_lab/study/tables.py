@@ -33,7 +33,8 @@ from tal_lab.config import PAPER_CONFIGURATIONS
 from tal_lab.evaluation.significance import SeedVideoTest
 from tal_lab.runs import RUN_FILES
 from tal_lab.study import paper_results as paper
-from tal_lab.study.table_captions import machine_sentence, mark_significant, significance_sentence, spread_sentence
+from tal_lab.study.table_captions import (machine_sentence, mark_significant, precision_part, significance_sentence,
+                                          spread_sentence)
 
 __all__ = ["DATASET_LABELS", "select_data", "describe_data", "describe_identity", "table_configurations",
            "table_epochs", "table_loss_weight", "table_heads", "study_tables"]
@@ -188,29 +189,10 @@ def _runs_summary(rows: pd.DataFrame) -> str:
         parts.append(f"{'/'.join(str(e) for e in ep)} epochs")
     if "weights" in rows.columns and rows["weights"].notna().any():
         parts.append(f"{'/'.join(sorted(str(w) for w in rows['weights'].dropna().unique()))} weights")
-    precision = _precision_part(rows)
+    precision = precision_part(rows)
     if precision:
         parts.append(precision)
     return "; ".join(parts)
-
-
-def _precision_part(rows: pd.DataFrame) -> str:
-    """'bf16 autocast' when every run used it; '2 runs bf16 autocast, 11 float32' when mixed; ''
-    when all are float32 (the reference precision) or none recorded it. A run evaluated at
-    several epochs (one row per evaluation) counts once."""
-    if "amp" not in rows.columns:
-        return ""
-    rows = rows.drop_duplicates("path") if "path" in rows.columns else rows
-    recorded = rows["amp"].dropna().astype(str)
-    if recorded.empty or set(recorded) == {"none"}:
-        return ""
-    names = recorded.map(lambda amp: "float32" if amp == "none" else f"{amp} autocast")
-    counts = names.value_counts()
-    if len(counts) == 1 and len(recorded) == len(rows):
-        return str(counts.index[0])
-    listed = ", ".join(f"{n} run{'' if n == 1 else 's'} {name}" for name, n in sorted(counts.items()))
-    unrecorded = len(rows) - len(recorded)
-    return listed + (f", {unrecorded} not recorded" if unrecorded else "")
 
 
 def _data_sentence(runs: pd.DataFrame) -> str:
