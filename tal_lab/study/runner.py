@@ -377,8 +377,10 @@ class _ContinueOnSlurm:
         ctx = dataclasses.replace(self.ctx, plan=plan)
         added = add_table4_runs(plan, ctx.output_root)
         ctx.log(f"Table IV: heads on configuration {plan.table4_pair} (best mean average mAP of Table I)")
+        slots = study_slots(ctx.options)
+        ctx.check_finished_runs(added, slots[0])
         outcome = StudyOutcome()
-        _submit_to_slurm(ctx, study_slots(ctx.options), outcome, added)
+        _submit_to_slurm(ctx, slots, outcome, added)
         return outcome.submitted
 
 
