@@ -27,6 +27,8 @@ from tal_lab.core.atomic_io import write_bytes_atomic, write_text_atomic
 __all__ = [
     "execute_notebook",
     "TAGGED_CELL_TIMEOUTS_S",
+    "KERNEL_START_ATTEMPTS",
+    "kernel_never_started",
     "notebook_error",
     "FIGURE_FORMATS",
     "FIGURE_DPI",
@@ -67,13 +69,33 @@ def execute_notebook(notebook: str | Path, output: str | Path, parameters: Mappi
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    # --log-level=CRITICAL: the kernel's start-up warnings (TCP transport) would fill the study's
-    # log, and jupyter_client interrupts each kernel before shutting it down, which ipykernel logs
-    # as an ERROR after a successful run. Cell errors still arrive through papermill.
-    papermill.execute_notebook(str(notebook), str(output), parameters=dict(parameters), kernel_name="python3",
-                               cwd=str(cwd), progress_bar=False, log_output=False,
-                               extra_arguments=["--log-level=CRITICAL"], timeout_func=_cell_timeout)
-    return output
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        try:
+            # --log-level=CRITICAL: the kernel's start-up warnings (TCP transport) would fill the
+            # study's log, and jupyter_client interrupts each kernel before shutting it down, which
+            # ipykernel logs as an ERROR after a successful run. Cell errors still arrive through papermill.
+            papermill.execute_notebook(str(notebook), str(output), parameters=dict(parameters), kernel_name="python3",
+                                       cwd=str(cwd), progress_bar=False, log_output=False,
+                                       extra_arguments=["--log-level=CRITICAL"], timeout_func=_cell_timeout)
+            return output
+        except RuntimeError as err:
+            if attempt == KERNEL_START_ATTEMPTS or not kernel_never_started(err):
+                raise
+    raise AssertionError("unreachable")
+
+
+# A kernel that never answered is started again: with kernels starting side by side, one can
+# lose a TCP port that jupyter_client chose for it to another process's socket in between
+# ("Address already in use"), and wait out the start timeout. Nothing of the notebook ran then.
+KERNEL_START_ATTEMPTS = 3
+
+
+def kernel_never_started(err: BaseException) -> bool:
+    """Whether jupyter_client gave up on a kernel before it ran any cell (its start-up
+    RuntimeErrors), as opposed to a cell's error or a kernel that died while running one."""
+    text = str(err)
+    return isinstance(err, RuntimeError) and (text.startswith("Kernel didn't respond")
+                                              or text.startswith("Kernel died before replying to kernel_info"))
 
 
 def notebook_error(err: BaseException) -> str:

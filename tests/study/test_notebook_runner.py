@@ -72,3 +72,40 @@ def test_the_analysis_runs_a_timed_out_notebook_once_more(tmp_path: Path, monkey
     assert out == tmp_path / "o.ipynb" and len(calls) == 2
     assert log == ["  explore.ipynb: A cell timed out while it was being executed, after 120 seconds.; "
                    "running it again in a new kernel"]
+
+
+def test_a_kernel_that_never_started_is_started_again_and_a_cell_error_is_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernels started side by side can lose a TCP port to another socket and never answer
+    (seen in CI: 'Address already in use', then "Kernel didn't respond in 60 seconds")."""
+    real = papermill.execute_notebook
+    calls, lost_ports = [], [1]  # the first kernel never answers
+
+    def flaky(*args, **kwargs):
+        calls.append(args[0])
+        if lost_ports:
+            lost_ports.pop()
+            raise RuntimeError("Kernel didn't respond in 60 seconds")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    out = execute_notebook(_notebook(tmp_path / "ok.ipynb", "x = 1"), tmp_path / "out.ipynb", {}, tmp_path)
+    assert len(calls) == 2 and nbformat.read(str(out), as_version=4).cells[-1].execution_count == 1
+
+    calls.clear()
+    with pytest.raises(papermill.PapermillExecutionError):  # the cell's error, raised after one run
+        execute_notebook(_notebook(tmp_path / "bad.ipynb", "raise ValueError('boom')"), tmp_path / "bad_out.ipynb",
+                         {}, tmp_path)
+    assert len(calls) == 1
+
+    def never(*args, **kwargs):
+        calls.append(args[0])
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", never)
+    with pytest.raises(RuntimeError, match="Kernel died before replying"):
+        execute_notebook(tmp_path / "ok.ipynb", tmp_path / "out2.ipynb", {}, tmp_path)
+    assert len(calls) == reports.KERNEL_START_ATTEMPTS == 3
+    assert reports.kernel_never_started(RuntimeError("Kernel didn't respond to heartbeats in 5 seconds and timed out"))
+    assert not reports.kernel_never_started(RuntimeError("Kernel died"))  # died while running a cell: not retried
