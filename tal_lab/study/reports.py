@@ -29,6 +29,7 @@ __all__ = [
     "TAGGED_CELL_TIMEOUTS_S",
     "KERNEL_START_ATTEMPTS",
     "kernel_never_started",
+    "kernel_log_path",
     "notebook_error",
     "FIGURE_FORMATS",
     "FIGURE_DPI",
@@ -62,7 +63,9 @@ def execute_notebook(notebook: str | Path, output: str | Path, parameters: Mappi
     """Run ``notebook`` with papermill into ``output`` in a fresh ``python3`` kernel started in
     ``cwd`` (a failed run still writes ``output``, with the error in its cell, and raises
     papermill's PapermillExecutionError; a tagged cell past its limit in
-    :data:`TAGGED_CELL_TIMEOUTS_S` raises nbclient's CellTimeoutError)."""
+    :data:`TAGGED_CELL_TIMEOUTS_S` raises nbclient's CellTimeoutError). A kernel that never
+    answers is started again (:data:`KERNEL_START_ATTEMPTS`); the kernel process's own stderr
+    goes to :func:`kernel_log_path` beside ``output``."""
     # papermill and nbformat / nbconvert below (the notebook stack, ~1.5 s to import) load only
     # when a notebook runs or is exported: every tal-lab command imports this module.
     import papermill
@@ -76,7 +79,8 @@ def execute_notebook(notebook: str | Path, output: str | Path, parameters: Mappi
             # ipykernel logs as an ERROR after a successful run. Cell errors still arrive through papermill.
             papermill.execute_notebook(str(notebook), str(output), parameters=dict(parameters), kernel_name="python3",
                                        cwd=str(cwd), progress_bar=False, log_output=False,
-                                       extra_arguments=["--log-level=CRITICAL"], timeout_func=_cell_timeout)
+                                       extra_arguments=["--log-level=CRITICAL"], timeout_func=_cell_timeout,
+                                       kernel_manager_class=_kernel_manager_writing_stderr_to(kernel_log_path(output)))
             return output
         except RuntimeError as err:
             if attempt == KERNEL_START_ATTEMPTS or not kernel_never_started(err):
@@ -88,6 +92,32 @@ def execute_notebook(notebook: str | Path, output: str | Path, parameters: Mappi
 # lose a TCP port that jupyter_client chose for it to another process's socket in between
 # ("Address already in use"), and wait out the start timeout. Nothing of the notebook ran then.
 KERNEL_START_ATTEMPTS = 3
+
+
+def kernel_log_path(output: str | Path) -> Path:
+    """Where the kernel that executed ``output`` wrote its process's stderr: ``NAME.kernel.log``
+    beside it. Cell output is in the notebook; this file holds what bypasses the notebook (native
+    libraries' messages, a crash, the kernel's own shutdown races), appended per attempt."""
+    return Path(output).with_suffix(".kernel.log")
+
+
+def _kernel_manager_writing_stderr_to(path: Path) -> type:
+    """nbclient's kernel manager, with the kernel process's stderr going to ``path``.
+
+    On a busy 2-core machine, kernels shutting down side by side sometimes print tornado's
+    "ERROR ... Socket operation on non-socket" (ipykernel flushing a closed pipe) or zmq's
+    "Address already in use" straight to the inherited stderr, which read as errors of a study
+    that succeeded; the log keeps them for a run that did fail.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class KernelManagerWithStderrLog(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            with open(path, "ab") as log:  # the kernel process keeps its own copy of the descriptor
+                kw.setdefault("stderr", log)
+                await super().start_kernel(**kw)
+
+    return KernelManagerWithStderrLog
 
 
 def kernel_never_started(err: BaseException) -> bool:

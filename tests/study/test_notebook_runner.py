@@ -109,3 +109,15 @@ def test_a_kernel_that_never_started_is_started_again_and_a_cell_error_is_not(
     assert len(calls) == reports.KERNEL_START_ATTEMPTS == 3
     assert reports.kernel_never_started(RuntimeError("Kernel didn't respond to heartbeats in 5 seconds and timed out"))
     assert not reports.kernel_never_started(RuntimeError("Kernel died"))  # died while running a cell: not retried
+
+
+def test_the_kernel_process_stderr_goes_to_a_log_beside_the_notebook(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """What bypasses the notebook (a native library writing to fd 2, a kernel's shutdown race)
+    lands in NAME.kernel.log, not in the study's console; cell output stays in the notebook."""
+    notebook = _notebook(tmp_path / "native.ipynb", "import os, sys\nos.write(2, b'native message\\n')\nprint('cell output')")
+    out = execute_notebook(notebook, tmp_path / "run.ipynb", {}, tmp_path)
+    assert "native message" not in capfd.readouterr().err
+    log = reports.kernel_log_path(out)
+    assert log == tmp_path / "run.kernel.log" and "native message" in log.read_text()
+    outputs = nbformat.read(str(out), as_version=4).cells[-1].outputs
+    assert [o.get("text") for o in outputs] == ["cell output\n"]
