@@ -14,7 +14,7 @@ import pandas as pd
 from tal_lab.evaluation.significance import SeedVideoTest
 
 __all__ = ["MARK", "SPREAD", "mark_significant", "significance_sentence", "machine_sentence", "spread_sentence",
-           "precision_part"]
+           "precision_part", "counted_runs"]
 
 MARK = " *"  # appended to the average mAP of a row the test finds different from the reference
 SPREAD = "; mean ± sample std over the n seeds of each row"  # what every table's cells hold
@@ -62,10 +62,27 @@ def significance_sentence(frame: pd.DataFrame, test: SeedVideoTest | None) -> st
     return text
 
 
+# What makes two rows of a table's pool the same run for a caption's counts: the cells keep the
+# newest run per configuration and seed (a rerun replaces the older one), and a run evaluated at
+# several epochs has one row per evaluation.
+_RUN_IDENTITY = ("dataset", "data_kind", "data_preset", "data_seed", "backbone", "neck", "head", "loss_weight",
+                 "epochs", "seed")
+
+
+def counted_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per run the table's cells hold: per run identity and seed the newest
+    (``created``), and one row per run, not per evaluated epoch."""
+    keys = [c for c in _RUN_IDENTITY if c in rows.columns]
+    if not keys:
+        return rows.drop_duplicates("path") if "path" in rows.columns else rows
+    ordered = rows.sort_values("created", na_position="first", kind="stable") if "created" in rows.columns else rows
+    return ordered.drop_duplicates(keys, keep="last")
+
+
 def machine_sentence(runs: pd.DataFrame) -> str:
-    """'Machine: cpu (18 runs).': the torch device each run recorded in its run.json (a run
-    evaluated at several epochs, one row per evaluation, counts once)."""
-    runs = runs.drop_duplicates("path") if "path" in runs.columns else runs
+    """'Machine: cpu (18 runs).': the torch device each run recorded in its run.json, over the
+    runs the cells hold (:func:`counted_runs`)."""
+    runs = counted_runs(runs)
     devices = runs["device"].dropna() if "device" in runs.columns else pd.Series(dtype=object)
     if devices.empty:
         return " Machine: not recorded."
@@ -86,11 +103,11 @@ def spread_sentence(frame: pd.DataFrame) -> str:
 
 def precision_part(rows: pd.DataFrame) -> str:
     """'bf16 autocast' when every run used it; '2 runs bf16 autocast, 11 runs float32' when mixed; ''
-    when all are float32 (the reference precision) or none recorded it. A run evaluated at
-    several epochs (one row per evaluation) counts once."""
+    when all are float32 (the reference precision) or none recorded it; over the runs the cells
+    hold (:func:`counted_runs`)."""
     if "amp" not in rows.columns:
         return ""
-    rows = rows.drop_duplicates("path") if "path" in rows.columns else rows
+    rows = counted_runs(rows)
     recorded = rows["amp"].dropna().astype(str)
     if recorded.empty or set(recorded) == {"none"}:
         return ""
