@@ -72,20 +72,24 @@ def execute_notebook(notebook: str | Path, output: str | Path, parameters: Mappi
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+
+    def run() -> Path:
+        # --log-level=CRITICAL: the kernel's start-up warnings (TCP transport) would fill its log, and
+        # jupyter_client interrupts each kernel before shutting it down, which ipykernel logs as an
+        # ERROR after a successful run. Cell errors still arrive through papermill.
+        papermill.execute_notebook(str(notebook), str(output), parameters=dict(parameters), kernel_name="python3",
+                                   cwd=str(cwd), progress_bar=False, log_output=False,
+                                   extra_arguments=["--log-level=CRITICAL"], timeout_func=_cell_timeout,
+                                   kernel_manager_class=_kernel_manager_writing_stderr_to(kernel_log_path(output)))
+        return output
+
+    for _ in range(KERNEL_START_ATTEMPTS - 1):
         try:
-            # --log-level=CRITICAL: the kernel's start-up warnings (TCP transport) would fill the
-            # study's log, and jupyter_client interrupts each kernel before shutting it down, which
-            # ipykernel logs as an ERROR after a successful run. Cell errors still arrive through papermill.
-            papermill.execute_notebook(str(notebook), str(output), parameters=dict(parameters), kernel_name="python3",
-                                       cwd=str(cwd), progress_bar=False, log_output=False,
-                                       extra_arguments=["--log-level=CRITICAL"], timeout_func=_cell_timeout,
-                                       kernel_manager_class=_kernel_manager_writing_stderr_to(kernel_log_path(output)))
-            return output
+            return run()
         except RuntimeError as err:
-            if attempt == KERNEL_START_ATTEMPTS or not kernel_never_started(err):
+            if not kernel_never_started(err):
                 raise
-    raise AssertionError("unreachable")
+    return run()
 
 
 # A kernel that never answered is started again: with kernels starting side by side, one can

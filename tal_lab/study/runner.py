@@ -29,11 +29,11 @@ import pandas as pd
 import torch
 
 from tal_lab.analysis.run_views import best_pair
+from tal_lab.engine.api import finished_run_differences
 from tal_lab.engine.progress import format_seconds
 from tal_lab.runs import load_runs, run_status
 from tal_lab.study.estimates import training_order
 from tal_lab.study.job_state import analysis_key, read_records, update_record, write_record
-from tal_lab.engine.api import finished_run_differences
 from tal_lab.study.jobs import SETUP_PARAMETERS, AnalysisJob, TrainingJob, print_line, run_failure
 from tal_lab.study.launchers import (LAUNCHERS, Handle, LocalLauncher, SlurmLauncher, SlurmOptions, ThreadsLauncher,
                                      adopted_handle, live_state)

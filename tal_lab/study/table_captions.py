@@ -9,12 +9,14 @@ in which precision when not float32.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import pandas as pd
 
 from tal_lab.evaluation.significance import SeedVideoTest
 
 __all__ = ["MARK", "SPREAD", "mark_significant", "significance_sentence", "machine_sentence", "spread_sentence",
-           "precision_part", "counted_runs"]
+           "precision_part", "counted_runs", "newest_per"]
 
 MARK = " *"  # appended to the average mAP of a row the test finds different from the reference
 SPREAD = "; mean ± sample std over the n seeds of each row"  # what every table's cells hold
@@ -69,14 +71,18 @@ _RUN_IDENTITY = ("dataset", "data_kind", "data_preset", "data_seed", "backbone",
                  "epochs", "seed")
 
 
+def newest_per(rows: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """The newest row (``created``) for each value of ``keys`` (those present as columns): a
+    rerun replaces the older run. Without any of ``keys``, every row, oldest first."""
+    ordered = rows.sort_values("created", na_position="first", kind="stable") if "created" in rows.columns else rows
+    present = [c for c in keys if c in rows.columns]
+    return ordered.drop_duplicates(present, keep="last") if present else ordered
+
+
 def counted_runs(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per run the table's cells hold: per run identity and seed the newest
     (``created``), and one row per run, not per evaluated epoch."""
-    keys = [c for c in _RUN_IDENTITY if c in rows.columns]
-    if not keys:
-        return rows.drop_duplicates("path") if "path" in rows.columns else rows
-    ordered = rows.sort_values("created", na_position="first", kind="stable") if "created" in rows.columns else rows
-    return ordered.drop_duplicates(keys, keep="last")
+    return newest_per(rows, _RUN_IDENTITY)
 
 
 def machine_sentence(runs: pd.DataFrame) -> str:

@@ -33,8 +33,8 @@ from tal_lab.config import PAPER_CONFIGURATIONS
 from tal_lab.evaluation.significance import SeedVideoTest
 from tal_lab.runs import RUN_FILES
 from tal_lab.study import paper_results as paper
-from tal_lab.study.table_captions import (machine_sentence, mark_significant, precision_part, significance_sentence,
-                                          spread_sentence)
+from tal_lab.study.table_captions import (machine_sentence, mark_significant, newest_per, precision_part,
+                                          significance_sentence, spread_sentence)
 
 __all__ = ["DATASET_LABELS", "select_data", "describe_data", "describe_identity", "table_configurations",
            "table_epochs", "table_loss_weight", "table_heads", "study_tables"]
@@ -136,8 +136,7 @@ def _is_synthetic(runs: pd.DataFrame) -> bool:
 
 
 def _latest_per_seed(rows: pd.DataFrame) -> pd.DataFrame:
-    order = rows.sort_values("created", na_position="first", kind="stable") if "created" in rows.columns else rows
-    return order.drop_duplicates("seed", keep="last") if "seed" in rows.columns else order
+    return newest_per(rows, ["seed"])
 
 
 def _stats(rows: pd.DataFrame, metrics: Sequence[str]) -> dict[str, Any]:
