@@ -72,6 +72,7 @@ def execute_notebook(notebook: str | Path, output: str | Path, parameters: Mappi
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    log = kernel_log_path(output)
 
     def run() -> Path:
         # --log-level=CRITICAL: the kernel's start-up warnings (TCP transport) would fill its log, and
@@ -80,7 +81,9 @@ def execute_notebook(notebook: str | Path, output: str | Path, parameters: Mappi
         papermill.execute_notebook(str(notebook), str(output), parameters=dict(parameters), kernel_name="python3",
                                    cwd=str(cwd), progress_bar=False, log_output=False,
                                    extra_arguments=["--log-level=CRITICAL"], timeout_func=_cell_timeout,
-                                   kernel_manager_class=_kernel_manager_writing_stderr_to(kernel_log_path(output)))
+                                   kernel_manager_class=_kernel_manager_writing_stderr_to(log))
+        if log.is_file() and log.stat().st_size == 0:
+            log.unlink()  # a quiet kernel leaves no file beside its notebook
         return output
 
     for _ in range(KERNEL_START_ATTEMPTS - 1):
@@ -101,7 +104,8 @@ KERNEL_START_ATTEMPTS = 3
 def kernel_log_path(output: str | Path) -> Path:
     """Where the kernel that executed ``output`` wrote its process's stderr: ``NAME.kernel.log``
     beside it. Cell output is in the notebook; this file holds what bypasses the notebook (native
-    libraries' messages, a crash, the kernel's own shutdown races), appended per attempt."""
+    libraries' messages, a crash, the kernel's own shutdown races), appended per attempt, and
+    removed after a successful run that wrote nothing there."""
     return Path(output).with_suffix(".kernel.log")
 
 

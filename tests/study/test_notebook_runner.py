@@ -121,3 +121,5 @@ def test_the_kernel_process_stderr_goes_to_a_log_beside_the_notebook(tmp_path: P
     assert log == tmp_path / "run.kernel.log" and "native message" in log.read_text()
     outputs = nbformat.read(str(out), as_version=4).cells[-1].outputs
     assert [o.get("text") for o in outputs] == ["cell output\n"]
+    quiet = execute_notebook(_notebook(tmp_path / "quiet.ipynb", "x = 1"), tmp_path / "quiet_run.ipynb", {}, tmp_path)
+    assert quiet.is_file() and not reports.kernel_log_path(quiet).exists()  # nothing to keep, no file
