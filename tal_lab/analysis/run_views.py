@@ -32,7 +32,7 @@ from tal_lab.runs import load_run, load_runs
 
 __all__ = ["plot_training_curve", "map_table", "run_summary", "split_ground_truth", "class_names",
            "busiest_videos", "run_detections", "pick_runs", "at_last_epoch", "best_pair", "plot_class_ap",
-           "RunExplorer"]
+           "ExplorerPanel", "PANEL_TEXT", "RunExplorer"]
 
 # Iterations averaged in the plotted loss curve (the raw per-iteration loss is noisy).
 LOSS_SMOOTHING_ITERS = 10
@@ -230,6 +230,27 @@ def plot_class_ap(per_class: pd.DataFrame, tiou: float, title: str = "") -> Figu
     return fig
 
 
+# What an explorer panel's output reads as where no live kernel draws it.
+PANEL_TEXT = ("Interactive explorer (run, videos, score, tIoU, time view, classes): its controls work while the "
+              "notebook's kernel runs; run the notebook (Run > Run All Cells) to use them.")
+
+
+class ExplorerPanel(w.VBox):
+    """The explorer's controls and output area: an ipywidgets ``VBox`` whose plain-text form says
+    what it is.
+
+    JupyterLab draws a widget from its live kernel. Opened later (an executed copy, without a
+    kernel holding the widget), the output falls back to its ``text/plain``, which for a ``VBox``
+    is a truncated ``VBox(children=(Dropdown(...`` repr; this one says how to get the controls.
+    """
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle["text/plain"] = PANEL_TEXT
+        return bundle
+
+
 class RunExplorer:
     """Interactive view of the runs in a store: run, videos, score / tIoU thresholds, classes.
 
@@ -353,7 +374,7 @@ class RunExplorer:
         run.observe(on_run, names="value")
         for control in (videos, score, tiou, view, classes):
             control.observe(on_change, names="value")
-        self._widgets = w.VBox([run, w.HBox([w.VBox([score, tiou, view]), videos, classes]), out])
+        self._widgets = ExplorerPanel([run, w.HBox([w.VBox([score, tiou, view]), videos, classes]), out])
         on_change()
         return self._widgets
 

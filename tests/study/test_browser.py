@@ -4,7 +4,8 @@ A tiny run is trained into a temporary run store, a copy of the explore notebook
 ``runs_root`` pointing at it is opened in ``jupyter lab`` (a subprocess on a free port) through
 Playwright's Chromium (the system ``chromium``), and all cells are run from the Run menu. The test
 checks what a person sees: the images in the output areas are drawn (not blank), no traceback and
-no figure shown as ``<Figure size ...>`` text, and moving the score slider redraws the figure.
+no figure shown as ``<Figure size ...>`` text, and moving the score slider redraws the figure. The
+same notebook executed as ``tal-lab study`` executes it opens unmodified, with its stored figures.
 Screenshots go to ``tests/study/_screenshots/`` (git-ignored).
 
 Without chromium or playwright the test is skipped, unless ``CI`` is set: then it fails.
@@ -31,6 +32,7 @@ from tiny import FAST_OVERRIDES
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "_screenshots"
 NOTEBOOK = "explore_browser.ipynb"
+EXECUTED = "explore_executed.ipynb"  # the same notebook run by the study's runner (papermill), as tal-lab study leaves it
 # The tiny run of tests/study/test_notebooks.py: every part of the configuration, width 16.
 FAST = [*FAST_OVERRIDES, "model.sgp_mlp_dim=32", "test_cfg.pre_nms_topk=200", "test_cfg.max_seg_num=50",
         "engine.progress=false"]
@@ -71,7 +73,8 @@ def _free_port() -> int:
 
 
 def _notebook_with_store(tmp: Path) -> Path:
-    """A tiny finished run under ``tmp/runs`` and a copy of explore.ipynb that reads it."""
+    """A tiny finished run under ``tmp/runs``, a copy of explore.ipynb that reads it, and that copy
+    executed as the study executes its notebooks."""
     import nbformat
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
@@ -90,6 +93,9 @@ def _notebook_with_store(tmp: Path) -> Path:
     nb.metadata.pop("papermill", None)
     path = tmp / NOTEBOOK
     nbformat.write(nb, str(path))
+    from tal_lab.study.reports import execute_notebook
+
+    execute_notebook(path, tmp / EXECUTED, {}, tmp)
     return path
 
 
@@ -254,6 +260,53 @@ def test_explore_notebook_in_jupyterlab_shows_figures_and_redraws_on_a_widget_ch
         except BaseException:
             if page is not None:  # what the page showed when the test failed
                 page.screenshot(path=str(SCREENSHOTS / "explore_failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
+def test_an_executed_notebook_opens_unmodified_with_its_figures_and_says_how_to_use_its_controls(lab: str) -> None:
+    """What a person meets opening the study's executed notebooks (reports/_work/notebooks/) in JupyterLab:
+    the stored figures, no tab marked modified, and, where the widgets' kernel is gone, a sentence in
+    place of the controls rather than ``VBox(children=(Dropdown(...``."""
+    from playwright.sync_api import sync_playwright
+
+    from tal_lab.analysis.run_views import PANEL_TEXT
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        page = None
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(f"{lab}/lab/tree/{EXECUTED}?reset")  # ?reset: not the other test's restored tabs
+            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for()
+            dialog = page.locator(".jp-Dialog")
+            if dialog.count():
+                dialog.get_by_role("button", name="Select").click()
+            # JupyterLab writes the kernel's spec and language into the notebook once the kernel is up
+            page.wait_for_function(
+                "() => { const k = document.querySelector('.jp-NotebookPanel .jp-KernelStatus, "
+                ".jp-Notebook-ExecutionIndicator'); return k && k.getAttribute('data-status') === 'idle'; }")
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(SCREENSHOTS / "explore_executed.png"), full_page=True)
+            tab = page.locator(".lm-TabBar-tab", has_text=EXECUTED)
+            assert tab.count() == 1 and "jp-mod-dirty" not in (tab.get_attribute("class") or ""), \
+                "the executed notebook opened marked as modified"
+            images = page.locator(OUTPUT_IMG)
+            assert images.count() >= 2, f"{images.count()} stored images shown"
+            for i in range(images.count()):
+                shot = images.nth(i).screenshot(path=str(SCREENSHOTS / f"explore_executed_image_{i}.png"))
+                assert _pixel_std(shot) > MIN_STD, f"stored image {i} looks blank"
+            texts = page.locator(".jp-OutputArea-output").all_inner_texts()
+            assert any(PANEL_TEXT in t for t in texts), "the widget cell does not say how to get its controls"
+            assert not any("VBox(children" in t for t in texts)
+            errors = _errors_shown(page)
+            assert not errors, f"the executed notebook shows errors or figures as text: {errors}"
+        except BaseException:
+            if page is not None:
+                page.screenshot(path=str(SCREENSHOTS / "explore_executed_failure.png"), full_page=True)
             raise
         finally:
             browser.close()

@@ -20,13 +20,15 @@ from xml.etree import ElementTree
 
 import nbformat
 import pandas as pd
+import ipywidgets
 import papermill
 import pytest
 from IPython.core.formatters import DisplayFormatter
+from jupyter_client.kernelspec import KernelSpecManager
 from matplotlib.figure import Figure
 
 from tal_lab.analysis.figure import new_figure
-from tal_lab.analysis.run_views import RunExplorer
+from tal_lab.analysis.run_views import PANEL_TEXT, RunExplorer
 from tal_lab.engine import train
 from tal_lab.engine.api import finished_run_differences
 from tal_lab.study.params import ablation_setup
@@ -134,7 +136,11 @@ def _shows_every_cell(page: Path, notebook: Path) -> None:
 def test_notebook_is_committed_clean_with_a_parsable_parameters_cell(name: str) -> None:
     nb = nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
     nbformat.validate(nb)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
+    # the kernelspec of the kernel JupyterLab starts for it: with another display name, JupyterLab
+    # rewrites it on opening, and every executed copy of the study opens marked as modified
+    installed = KernelSpecManager().get_kernel_spec("python3")
+    assert nb.metadata["kernelspec"] == {"name": "python3", "display_name": installed.display_name,
+                                         "language": installed.language}
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code), "committed with outputs"
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
@@ -291,7 +297,10 @@ def test_explorer_state_changes_re_render_with_every_class_in_the_label_space(st
     explorer.state.update(classes=[shown], tiou=0.3, videos=explorer.video_ids[:1])
     assert explorer.render()[2].index.tolist() == [shown]
     panel = explorer.widgets()
-    assert type(panel).__name__ == "VBox" and "score" in explorer.describe()
+    assert isinstance(panel, ipywidgets.VBox) and "score" in explorer.describe()
+    # an executed copy opened without its kernel shows the plain text: a sentence, not the VBox repr
+    bundle, _ = DisplayFormatter().format(panel)
+    assert bundle["text/plain"] == PANEL_TEXT and "application/vnd.jupyter.widget-view+json" in bundle
     with pytest.raises(ValueError, match="classes \\['NoSuchClass'\\] are unknown"):
         RunExplorer(study.runs, classes=["NoSuchClass"])
     with pytest.raises(ValueError, match="run 'nope' is not a finished run"):
