@@ -27,7 +27,8 @@ from matplotlib.patches import Patch
 from tal_lab.analysis.figure import new_figure
 from tal_lab.evaluation import match_predictions
 
-__all__ = ["GT_COLUMNS", "PRED_COLUMNS", "TimelineMatch", "match_detections", "plot_timelines"]
+__all__ = ["GT_COLUMNS", "PRED_COLUMNS", "TimelineMatch", "match_detections", "label_space", "class_colours",
+           "plot_timelines"]
 
 GT_COLUMNS: tuple[str, ...] = ("video-id", "t-start", "t-end", "label")
 PRED_COLUMNS: tuple[str, ...] = ("video-id", "t-start", "t-end", "label", "score")
@@ -286,6 +287,40 @@ def _add_legend(fig: Figure, colour: Mapping[Any, Any],
                ncols=min(6, len(class_handles) + 3), fontsize=8)
 
 
+def _label_order(label: Any) -> tuple[str, Any]:
+    return (str(type(label)), label)
+
+
+def label_space(gt: pd.DataFrame, preds: pd.DataFrame,
+                class_names: Mapping[Any, str] | Sequence[str] | None = None) -> list[Any]:
+    """Every class a timeline may draw, in the order that fixes its colour: the ids of
+    ``class_names`` (a mapping's keys, a sequence's positions), then any other label of ``gt`` or
+    ``preds``, sorted."""
+    named: list[Any] = []
+    if isinstance(class_names, Mapping):
+        named = sorted(class_names, key=_label_order)
+    elif class_names is not None:
+        named = list(range(len(class_names)))
+    others = (set(gt["label"]) | set(preds["label"])) - set(named)
+    return named + sorted(others, key=_label_order)
+
+
+def _class_palette() -> list[Any]:
+    # tab10's colours, then tab20's light versions of them, then five of tab20b: 23 distinct colours
+    # before any repeats (THUMOS14 has 20 classes). No grey: the legend's "matched" patch is grey.
+    tab20, tab20b = colormaps["tab20"].colors, colormaps["tab20b"].colors
+    dark, light = [c for i, c in enumerate(tab20[0::2]) if i != 7], [c for i, c in enumerate(tab20[1::2]) if i != 7]
+    return dark + light + list(tab20b[0::4])
+
+
+def class_colours(labels: Sequence[Any]) -> dict[Any, Any]:
+    """One colour per class by its position in ``labels`` (23 distinct colours, then repeating), so
+    a class keeps its colour in every figure drawn over the same label space: across runs, and
+    when a threshold or filter changes which classes are shown."""
+    palette = _class_palette()
+    return {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+
+
 def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[str], *, tiou: float = 0.5,
                    score_threshold: float = 0.3, class_names: Mapping[Any, str] | Sequence[str] | None = None,
                    classes: Sequence[Any] | None = None, durations: Mapping[str, float] | None = None,
@@ -295,8 +330,9 @@ def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[st
     """Ground truth and predictions of several videos, one row per video on its own time axis.
 
     Each row holds the ground-truth lanes above the prediction lanes on one shared time axis
-    (seconds, 0 to the video's duration or its last segment). Bars are coloured by class;
-    matched segments are solid, false positives and missed ground truth hatched with a red
+    (seconds, 0 to the video's duration or its last segment). Bars are coloured by class, each
+    class by its place in :func:`label_space` (pass ``class_names`` for colours that hold across
+    runs; without it, the labels of ``gt`` and ``preds`` set the order); matched segments are solid, false positives and missed ground truth hatched with a red
     dashed edge. Matching is :func:`match_detections` at ``tiou`` on the predictions with
     score >= ``score_threshold`` (then at most ``max_preds_per_video`` per video, by score).
     ``view`` zooms every row to that fraction of its time axis, e.g. (0.25, 0.5) for its
@@ -309,9 +345,9 @@ def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[st
     if not 0.0 <= view[0] < view[1] <= 1.0:
         raise ValueError(f"view={tuple(view)!r} must be (start, end) fractions with 0 <= start < end <= 1")
     match = _shown_match(gt, preds, video_ids, tiou, score_threshold, class_names, classes, max_preds_per_video)
-    labels = sorted(set(match.gt["label"]) | set(match.preds["label"]), key=lambda x: (str(type(x)), x))
-    cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
-    colour = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+    palette = class_colours(label_space(gt, preds, class_names))
+    shown = set(match.gt["label"]) | set(match.preds["label"])
+    colour = {label: c for label, c in palette.items() if label in shown}
     rows = [_VideoRow.of(match, vid) for vid in video_ids]
     heights = [row.height for row in rows]
     fig = new_figure(figsize=(width, 0.32 * sum(heights) + 1.6))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tal_lab.analysis.timelines import _lanes, match_detections, plot_timelines
+from tal_lab.analysis.timelines import _lanes, class_colours, label_space, match_detections, plot_timelines
 from tal_lab.evaluation import mean_average_precision
 
 from images import assert_figure_image
@@ -131,3 +131,38 @@ def test_videos_without_ground_truth_or_predictions() -> None:
     assert (only_gt.gt["outcome"] == "missed").all()
     fig = plot_timelines(gt, preds[preds["video-id"] == "a"], ["b"], score_threshold=0.0)
     assert len(fig.axes[0].patches) == 1
+
+
+def _legend_colours(fig) -> dict[str, tuple]:
+    return {text.get_text(): tuple(handle.get_facecolor())
+            for legend in fig.legends for handle, text in zip(legend.legend_handles, legend.get_texts())}
+
+
+def test_a_class_keeps_its_colour_across_runs_and_thresholds() -> None:
+    # Two runs over the same ground truth: the first predicts Run and Jump, the second only Jump.
+    # Colours once followed the classes a figure happened to show, so Jump was the second colour
+    # in one run's timeline and the first in the other's.
+    gt, preds = hand_case()
+    names = ["Run", "Jump", "Swim"]
+    both = _legend_colours(plot_timelines(gt, preds, ["a"], score_threshold=0.2, class_names=names))
+    jump_only = preds[preds["label"] == 1]
+    other_run = _legend_colours(plot_timelines(gt[gt["label"] == 1], jump_only, ["a"], class_names=names))
+    high = _legend_colours(plot_timelines(gt, preds, ["b"], score_threshold=0.9, class_names=names))
+    assert {"Run", "Jump"} <= set(both) and "Swim" not in both  # the legend lists the shown classes only
+    assert other_run["Jump"] == both["Jump"] and high["Run"] == both["Run"]
+    assert both["Run"] != both["Jump"]
+    # the figure's bars carry the legend's colours
+    fig = plot_timelines(gt[gt["label"] == 1], jump_only, ["a"], class_names=names)
+    faces = {tuple(p.get_facecolor()[:3]) for p in fig.axes[0].patches}
+    assert faces == {both["Jump"][:3]}
+
+
+def test_label_space_orders_named_classes_first_then_the_rest() -> None:
+    gt, preds = hand_case()
+    assert label_space(gt, preds, ["Run", "Jump", "Swim"]) == [0, 1, 2]
+    assert label_space(gt, preds, {5: "Swim", 1: "Jump"}) == [1, 5, 0]
+    assert label_space(gt.assign(label=gt["label"] + 7), preds) == [0, 1, 7, 8]
+    colours = class_colours(list(range(24)))
+    assert len({colours[i] for i in range(23)}) == 23 and colours[23] == colours[0]  # 23 colours, then repeats
+    greys = [c for c in colours.values() if max(c[:3]) - min(c[:3]) < 0.05]
+    assert not greys  # grey is the legend's "matched" style, not a class
