@@ -13,6 +13,7 @@ Without chromium or playwright the test is skipped, unless ``CI`` is set: then i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -188,11 +189,14 @@ def _errors_shown(page: Any) -> list[str]:
     return sorted({t[:500] for t in texts if any(b in t for b in bad)})
 
 
-def test_explore_notebook_in_jupyterlab_shows_figures_and_redraws_on_a_widget_change(lab: str) -> None:
+@contextlib.contextmanager
+def _notebook_page(lab: str, notebook: str, prefix: str) -> Iterator[Any]:
+    """Chromium showing ``notebook`` in JupyterLab with its kernel started and idle; screenshots
+    named ``prefix*`` of an earlier run are removed, and a failure leaves ``prefix_failure.png``."""
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(exist_ok=True)
-    for old in SCREENSHOTS.glob("explore_*.png"):
+    for old in SCREENSHOTS.glob(f"{prefix}_*.png"):
         old.unlink()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
@@ -200,7 +204,7 @@ def test_explore_notebook_in_jupyterlab_shows_figures_and_redraws_on_a_widget_ch
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60_000)
-            page.goto(f"{lab}/lab/tree/{NOTEBOOK}")
+            page.goto(f"{lab}/lab/tree/{notebook}?reset")  # ?reset: not the tabs another test left open
             page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for()
             page.wait_for_timeout(1000)
             dialog = page.locator(".jp-Dialog")
@@ -210,103 +214,86 @@ def test_explore_notebook_in_jupyterlab_shows_figures_and_redraws_on_a_widget_ch
             page.wait_for_function(
                 "() => { const k = document.querySelector('.jp-NotebookPanel .jp-KernelStatus, "
                 ".jp-Notebook-ExecutionIndicator'); return k && k.getAttribute('data-status') === 'idle'; }")
-            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-            page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-            _wait_for_all_cells_run(page)
-            # images arrive with the outputs: the widget's figures and the static state's two
-            page.wait_for_function(
-                f"() => [...document.querySelectorAll('{OUTPUT_IMG}')].filter(i => i.complete && "
-                "i.naturalWidth > 100).length >= 2", timeout=30_000)
-            page.screenshot(path=str(SCREENSHOTS / "explore_after_run_all.png"), full_page=True)
-
-            errors = _errors_shown(page)
-            assert not errors, f"the notebook shows errors or figures as text: {errors}"
-            images = page.locator(OUTPUT_IMG)
-            assert images.count() >= 2, f"{images.count()} images in the output areas"
-            for i in range(images.count()):
-                image = images.nth(i)
-                width = image.evaluate("i => i.naturalWidth")
-                assert width > 100, f"image {i} is {width} px wide"
-                shot = image.screenshot(path=str(SCREENSHOTS / f"explore_image_{i}.png"))
-                assert _pixel_std(shot) > MIN_STD, f"image {i} looks blank (pixel std {_pixel_std(shot):.1f})"
-
-            # the widget's timeline: the first image in the explorer's Output widget
-            widget_image = page.locator(f".jupyter-widgets-output-area {OUTPUT_IMG}, "
-                                        f".widget-output {OUTPUT_IMG}").first
-            widget_image.wait_for()
-            before_src = widget_image.get_attribute("src")
-            before = widget_image.screenshot(path=str(SCREENSHOTS / "explore_widget_before.png"))
-            slider = page.locator(".widget-slider", has=page.locator(".widget-label", has_text="score"))
-            readout = slider.locator(".widget-readout").first
-            assert readout.inner_text().strip() == "0.30", readout.inner_text()
-            readout.click()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("0.00")
-            page.keyboard.press("Enter")
-            page.wait_for_function(
-                "([sel, src]) => { const i = document.querySelector(sel); return i && i.complete && "
-                "i.naturalWidth > 100 && i.getAttribute('src') !== src; }",
-                arg=[f".jupyter-widgets-output-area {OUTPUT_IMG}, .widget-output {OUTPUT_IMG}", before_src],
-                timeout=60_000)
-            assert readout.inner_text().strip() == "0.00", readout.inner_text()
-            _wait_for_all_cells_run(page, timeout_s=30)
-            after = widget_image.screenshot(path=str(SCREENSHOTS / "explore_widget_after.png"))
-            page.screenshot(path=str(SCREENSHOTS / "explore_after_slider.png"), full_page=True)
-            difference = _pixel_difference(before, after)
-            assert difference > 0.5, f"the timeline did not change on the score slider (mean diff {difference:.2f})"
-            assert _pixel_std(after) > MIN_STD
-            errors = _errors_shown(page)
-            assert not errors, f"the notebook shows errors after the slider change: {errors}"
+            yield page
         except BaseException:
             if page is not None:  # what the page showed when the test failed
-                page.screenshot(path=str(SCREENSHOTS / "explore_failure.png"), full_page=True)
+                page.screenshot(path=str(SCREENSHOTS / f"{prefix}_failure.png"), full_page=True)
             raise
         finally:
             browser.close()
+
+
+def test_explore_notebook_in_jupyterlab_shows_figures_and_redraws_on_a_widget_change(lab: str) -> None:
+    with _notebook_page(lab, NOTEBOOK, "explore") as page:
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        _wait_for_all_cells_run(page)
+        # images arrive with the outputs: the widget's figures and the static state's two
+        page.wait_for_function(
+            f"() => [...document.querySelectorAll('{OUTPUT_IMG}')].filter(i => i.complete && "
+            "i.naturalWidth > 100).length >= 2", timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "explore_after_run_all.png"), full_page=True)
+
+        errors = _errors_shown(page)
+        assert not errors, f"the notebook shows errors or figures as text: {errors}"
+        images = page.locator(OUTPUT_IMG)
+        assert images.count() >= 2, f"{images.count()} images in the output areas"
+        for i in range(images.count()):
+            image = images.nth(i)
+            width = image.evaluate("i => i.naturalWidth")
+            assert width > 100, f"image {i} is {width} px wide"
+            shot = image.screenshot(path=str(SCREENSHOTS / f"explore_image_{i}.png"))
+            assert _pixel_std(shot) > MIN_STD, f"image {i} looks blank (pixel std {_pixel_std(shot):.1f})"
+
+        # the widget's timeline: the first image in the explorer's Output widget
+        widget_image = page.locator(f".jupyter-widgets-output-area {OUTPUT_IMG}, "
+                                    f".widget-output {OUTPUT_IMG}").first
+        widget_image.wait_for()
+        before_src = widget_image.get_attribute("src")
+        before = widget_image.screenshot(path=str(SCREENSHOTS / "explore_widget_before.png"))
+        slider = page.locator(".widget-slider", has=page.locator(".widget-label", has_text="score"))
+        readout = slider.locator(".widget-readout").first
+        assert readout.inner_text().strip() == "0.30", readout.inner_text()
+        readout.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("0.00")
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "([sel, src]) => { const i = document.querySelector(sel); return i && i.complete && "
+            "i.naturalWidth > 100 && i.getAttribute('src') !== src; }",
+            arg=[f".jupyter-widgets-output-area {OUTPUT_IMG}, .widget-output {OUTPUT_IMG}", before_src],
+            timeout=60_000)
+        assert readout.inner_text().strip() == "0.00", readout.inner_text()
+        _wait_for_all_cells_run(page, timeout_s=30)
+        after = widget_image.screenshot(path=str(SCREENSHOTS / "explore_widget_after.png"))
+        page.screenshot(path=str(SCREENSHOTS / "explore_after_slider.png"), full_page=True)
+        difference = _pixel_difference(before, after)
+        assert difference > 0.5, f"the timeline did not change on the score slider (mean diff {difference:.2f})"
+        assert _pixel_std(after) > MIN_STD
+        errors = _errors_shown(page)
+        assert not errors, f"the notebook shows errors after the slider change: {errors}"
 
 
 def test_an_executed_notebook_opens_unmodified_with_its_figures_and_says_how_to_use_its_controls(lab: str) -> None:
     """What a person meets opening the study's executed notebooks (reports/_work/notebooks/) in JupyterLab:
     the stored figures, no tab marked modified, and, where the widgets' kernel is gone, a sentence in
     place of the controls rather than ``VBox(children=(Dropdown(...``."""
-    from playwright.sync_api import sync_playwright
-
     from tal_lab.analysis.run_views import PANEL_TEXT
 
-    SCREENSHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
-        page = None
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.goto(f"{lab}/lab/tree/{EXECUTED}?reset")  # ?reset: not the other test's restored tabs
-            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for()
-            dialog = page.locator(".jp-Dialog")
-            if dialog.count():
-                dialog.get_by_role("button", name="Select").click()
-            # JupyterLab writes the kernel's spec and language into the notebook once the kernel is up
-            page.wait_for_function(
-                "() => { const k = document.querySelector('.jp-NotebookPanel .jp-KernelStatus, "
-                ".jp-Notebook-ExecutionIndicator'); return k && k.getAttribute('data-status') === 'idle'; }")
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(SCREENSHOTS / "explore_executed.png"), full_page=True)
-            tab = page.locator(".lm-TabBar-tab", has_text=EXECUTED)
-            assert tab.count() == 1 and "jp-mod-dirty" not in (tab.get_attribute("class") or ""), \
-                "the executed notebook opened marked as modified"
-            images = page.locator(OUTPUT_IMG)
-            assert images.count() >= 2, f"{images.count()} stored images shown"
-            for i in range(images.count()):
-                shot = images.nth(i).screenshot(path=str(SCREENSHOTS / f"explore_executed_image_{i}.png"))
-                assert _pixel_std(shot) > MIN_STD, f"stored image {i} looks blank"
-            texts = page.locator(".jp-OutputArea-output").all_inner_texts()
-            assert any(PANEL_TEXT in t for t in texts), "the widget cell does not say how to get its controls"
-            assert not any("VBox(children" in t for t in texts)
-            errors = _errors_shown(page)
-            assert not errors, f"the executed notebook shows errors or figures as text: {errors}"
-        except BaseException:
-            if page is not None:
-                page.screenshot(path=str(SCREENSHOTS / "explore_executed_failure.png"), full_page=True)
-            raise
-        finally:
-            browser.close()
+    with _notebook_page(lab, EXECUTED, "executed") as page:
+        # JupyterLab writes the kernel's spec and language into the notebook once the kernel is up
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SCREENSHOTS / "executed_notebook.png"), full_page=True)
+        tab = page.locator(".lm-TabBar-tab", has_text=EXECUTED)
+        assert tab.count() == 1 and "jp-mod-dirty" not in (tab.get_attribute("class") or ""), \
+            "the executed notebook opened marked as modified"
+        images = page.locator(OUTPUT_IMG)
+        assert images.count() >= 2, f"{images.count()} stored images shown"
+        for i in range(images.count()):
+            shot = images.nth(i).screenshot(path=str(SCREENSHOTS / f"executed_image_{i}.png"))
+            assert _pixel_std(shot) > MIN_STD, f"stored image {i} looks blank"
+        texts = page.locator(".jp-OutputArea-output").all_inner_texts()
+        assert any(PANEL_TEXT in t for t in texts), "the widget cell does not say how to get its controls"
+        assert not any("VBox(children" in t for t in texts)
+        errors = _errors_shown(page)
+        assert not errors, f"the executed notebook shows errors or figures as text: {errors}"
