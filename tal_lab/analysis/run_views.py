@@ -21,6 +21,7 @@ import ipywidgets as w
 import pandas as pd
 from IPython.display import display
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from tal_lab.analysis.figure import new_figure
 from tal_lab.analysis.study_table import StudyTable
@@ -41,7 +42,8 @@ PAPER_BEST_PAIR: tuple[str, str] = (PAPER_CONFIGURATIONS["E"]["backbone_type"], 
 
 
 def plot_training_curve(run: Any, title: str | None = None) -> Figure:
-    """Loss per iteration (raw and smoothed, x in epochs) and mAP at each evaluated epoch.
+    """Loss per iteration (raw and smoothed, x in epochs) and mAP at each evaluated epoch, on one
+    shared epoch axis with whole-epoch ticks.
 
     Args:
         run: a :class:`tal_lab.runs.Run` (``metrics`` and ``epochs`` frames).
@@ -53,7 +55,10 @@ def plot_training_curve(run: Any, title: str | None = None) -> Figure:
     if metrics.empty:
         raise ValueError(f"run {run.name} has no logged iterations (metrics.jsonl is empty)")
     fig = new_figure(figsize=(11, 3.6))
-    ax_loss, ax_map = fig.subplots(1, 2)
+    # one epoch axis for both panels: an evaluation sits under the loss of the epoch it followed (a run
+    # evaluated only at its end showed its points alone on an axis from 13.4 to 14.6)
+    ax_loss, ax_map = fig.subplots(1, 2, sharex=True)
+    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
     iters = metrics.groupby("epoch")["iter"].transform("max")
     x = (metrics["epoch"] - 1) + metrics["iter"] / iters  # fractional epoch of each iteration
     for column, colour in (("final_loss", "black"), ("cls_loss", "tab:blue"), ("reg_loss", "tab:orange")):

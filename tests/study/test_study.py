@@ -371,6 +371,10 @@ def test_training_curve_draws_each_loss_and_the_map_of_each_evaluation(tmp_path:
     assert [line.get_label() for line in ax_map.lines] == [*(f"mAP@{t:g}" for t in STANDARD_TIOUS), "avg_mAP"]
     assert all(list(line.get_xdata()) == [1, 2] for line in ax_map.lines)
     assert list(ax_map.lines[-1].get_ydata()) == pytest.approx([20.0, 35.0])
+    # one epoch axis, whole epochs: a run evaluated only at its end lines up with its loss curve
+    assert ax_map.get_xlim() == ax_loss.get_xlim() and ax_loss.get_xlim()[0] < 0.5
+    ticks = [t for t in ax_map.get_xticks() if ax_map.get_xlim()[0] <= t <= ax_map.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
 
 
 def test_run_views_curve_table_summary_and_choices(tmp_path: Path) -> None:
