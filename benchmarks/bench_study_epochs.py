@@ -10,8 +10,8 @@ on the original and E), this times what a run spends:
   ``benchmarks/bench_train.py`` does (median of ``--iters`` steps x 100 iterations per epoch);
   no evaluation is timed at that size (``eval_seconds`` null).
 
-The table is written to ``tal_lab/study/epoch_seconds.json`` with the machine (``lscpu``'s
-model name and CPU count), the torch version, the device, the threads and the git commit.
+The table is written to ``tal_lab/study/epoch_seconds.json`` with the machine
+(:func:`tal_lab.core.machine.machine_of`), the torch version, the device, the threads and the git commit.
 
 Usage: ``python benchmarks/bench_study_epochs.py [--sizes synthetic-tiny synthetic-quick thumos14]
 [--threads 1] [--thumos-threads 2] [--iters 2] [--out tal_lab/study/epoch_seconds.json]``
@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +34,7 @@ from bench_train import BATCH, ITERS_PER_EPOCH, random_videos
 from tal_lab.config import apply_overrides, load_config
 from tal_lab.config.published import published_config
 from tal_lab.core.atomic_io import read_jsonl, write_json_atomic
+from tal_lab.core.machine import machine_of
 from tal_lab.data.synthetic_spec import get_preset
 from tal_lab.engine import train
 from tal_lab.engine.api import git_commit
@@ -50,16 +49,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZES = ("synthetic-tiny", "synthetic-quick", "thumos14")
 # Table IV's heads are timed on these configurations only (the paper's original and best).
 HEAD_CONFIGURATIONS = ("original", "E")
-
-
-def machine() -> str:
-    """``lscpu``'s model name and CPU count, e.g. 'AMD EPYC, 2 CPUs'."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return f"{platform.processor() or platform.machine()}"
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    return f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs"
 
 
 def cases() -> list[tuple[str, str]]:
@@ -136,7 +125,8 @@ def main() -> None:
                 print(f"{size:>16} {configuration:>8} {head:>12}: {row['seconds_per_epoch']:9.2f} s/epoch", flush=True)
     table = {"about": "seconds per training epoch measured by benchmarks/bench_study_epochs.py; tal-lab study "
                       "--dry-run scales them by epochs and training videos (tal_lab.study.estimates)",
-             "machine": machine(), "device": "cpu", "torch": torch.__version__, "commit": git_commit(),
+             "machine": machine_of(torch.device("cpu")), "device": "cpu", "torch": torch.__version__,
+             "commit": git_commit(),
              "measured": datetime.date.today().isoformat(), "figures": figures}
     write_json_atomic(args.out, table)
     print(f"wrote {args.out}")

@@ -26,6 +26,7 @@ from tal_lab import __version__
 from tal_lab.config import ADAPTIVE_LOSS_WEIGHT, dump_config, load_config
 from tal_lab.core.atomic_io import write_csv_atomic, write_json_atomic
 from tal_lab.core.autocast import effective_amp
+from tal_lab.core.machine import machine_of
 from tal_lab.data.errors import raise_errors
 from tal_lab.data.features import read_features
 from tal_lab.data.transforms import resize_features
@@ -134,7 +135,8 @@ def _run_info(cfg: Mapping[str, Any], name: str, ctx: DistContext) -> dict[str, 
         "total_epochs": total_epochs(cfg["opt"]), "eval_weights": cfg["engine"]["eval_weights"]
         if cfg["engine"]["ema"] else "model",
         "tal_lab_version": __version__, "git_commit": git_commit(), "torch_version": torch.__version__,
-        "python_version": platform.python_version(), "device": str(ctx.device), "world_size": ctx.world_size,
+        "python_version": platform.python_version(), "device": str(ctx.device), "machine": machine_of(ctx.device),
+        "torch_threads": torch.get_num_threads(), "world_size": ctx.world_size,
         "amp": effective_amp(ctx.device.type, cfg["engine"]["amp"]), "num_params": None,
         "resumed": [],
     }
@@ -201,7 +203,8 @@ def train(
             else:
                 info = json.loads((run_dir / RUN_FILES["info"]).read_text())
                 _update_info(run_dir, status="running", error=None,
-                             resumed=list(info.get("resumed", [])) + [_now()], device=str(ctx.device))
+                             resumed=list(info.get("resumed", [])) + [_now()], device=str(ctx.device),
+                             machine=machine_of(ctx.device), torch_threads=torch.get_num_threads())
         show = bool(cfg["engine"]["progress"]) if progress is None else bool(progress)
         try:
             trainer = Trainer(cfg, run_dir, ctx, progress=show)

@@ -260,7 +260,9 @@ def load_runs(root: str | Path) -> pd.DataFrame:
     data_kind, data_preset,
     data_seed, seed, backbone, neck, head, loss_weight, epochs, total_epochs, mAP@0.3 ...
     mAP@0.7 (percent; NaN until finished), avg_mAP (percent), weights, checkpoint_epoch,
-    params, sec_per_epoch, train_seconds, eval_seconds, sec_per_video, device, amp (the
+    params, sec_per_epoch, train_seconds, eval_seconds, sec_per_video, device, machine (the
+    processor and CPU count, or the GPU, that last trained it: :func:`tal_lab.core.machine.machine_of`;
+    None in runs older than that record), amp (the
     autocast the run trained and evaluated under: 'none' for float32, 'bf16', 'fp16'; None in
     runs older than that record), created, finished, git_commit, version, error. Runs
     evaluated at other thresholds get a column per threshold too.
@@ -288,14 +290,15 @@ def load_runs(root: str | Path) -> pd.DataFrame:
             })
         row.update({
             "total_epochs": info.get("total_epochs"), "params": info.get("num_params"),
-            "device": info.get("device"), "amp": info.get("amp"), "created": info.get("created"),
+            "device": info.get("device"), "machine": info.get("machine"), "amp": info.get("amp"),
+            "created": info.get("created"),
             "finished": info.get("finished"), "git_commit": info.get("git_commit"), "version": info.get("tal_lab_version"),
             "error": info.get("error"),
         })
         rows.append(row)
     columns = (_IDENTITY_COLUMNS + ["total_epochs"] + [map_column(t) for t in STANDARD_TIOUS]
                + ["avg_mAP", "weights", "checkpoint_epoch", "params", "sec_per_epoch", "train_seconds",
-                  "eval_seconds", "sec_per_video", "device", "amp", "created", "finished", "git_commit",
+                  "eval_seconds", "sec_per_video", "device", "machine", "amp", "created", "finished", "git_commit",
                   "version", "error"])
     frame = pd.DataFrame(rows)
     extra = [c for c in frame.columns if c not in columns]
@@ -306,14 +309,15 @@ def load_epoch_evals(root: str | Path) -> pd.DataFrame:
     """Every evaluation made during runs under ``root``: one row per (run, evaluated epoch).
 
     Columns: the identity columns of :func:`load_runs`, then epoch, mAP@... (percent),
-    avg_mAP (percent), weights, eval_seconds, and the run's device and amp (as in
+    avg_mAP (percent), weights, eval_seconds, and the run's device, machine and amp (as in
     :func:`load_runs`: Table II's caption names them). The last epoch's row is the run's
     final evaluation, so Table II can come from one run evaluated at listed epochs.
     """
     rows = []
     for path in find_run_dirs(root):
         info = _read_info(path)
-        ident = {**_identity_row(path, info), "device": info.get("device"), "amp": info.get("amp")}
+        ident = {**_identity_row(path, info), "device": info.get("device"), "machine": info.get("machine"),
+                 "amp": info.get("amp")}
         for record in read_jsonl(path / RUN_FILES["epochs"]):
             if not record.get("eval"):
                 continue
@@ -324,7 +328,7 @@ def load_epoch_evals(root: str | Path) -> pd.DataFrame:
             row.update({"avg_mAP": flat["avg_mAP"], "weights": flat["weights"], "eval_seconds": flat["eval_seconds"]})
             rows.append(row)
     columns = _IDENTITY_COLUMNS + ["epoch"] + [map_column(t) for t in STANDARD_TIOUS] + [
-        "avg_mAP", "weights", "eval_seconds", "device", "amp"]
+        "avg_mAP", "weights", "eval_seconds", "device", "machine", "amp"]
     frame = pd.DataFrame(rows)
     extra = [c for c in frame.columns if c not in columns]
     return frame.reindex(columns=columns + extra)

@@ -9,7 +9,7 @@ in which precision when not float32.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -85,16 +85,27 @@ def counted_runs(rows: pd.DataFrame) -> pd.DataFrame:
     return newest_per(rows, _RUN_IDENTITY)
 
 
+def _machine_of_row(row: dict[str, Any]) -> str | None:
+    machine, device = row.get("machine"), row.get("device")
+    if isinstance(machine, str) and machine:
+        return machine
+    if isinstance(device, str) and device:
+        return f"{device.split(':')[0]}, processor not recorded"
+    return None
+
+
 def machine_sentence(runs: pd.DataFrame) -> str:
-    """'Machine: cpu (18 runs).': the torch device each run recorded in its run.json, over the
-    runs the cells hold (:func:`counted_runs`)."""
-    runs = counted_runs(runs)
-    devices = runs["device"].dropna() if "device" in runs.columns else pd.Series(dtype=object)
-    if devices.empty:
+    """'Machine (each run's run.json): AMD EPYC, 2 CPUs (18 runs).': the machine each run
+    recorded (:func:`tal_lab.core.machine.machine_of`; for runs older than that record, the
+    torch device kind and 'processor not recorded'), over the runs the cells hold
+    (:func:`counted_runs`)."""
+    described = pd.Series([_machine_of_row(row) for row in counted_runs(runs).to_dict("records")],
+                          dtype=object).dropna()
+    if described.empty:
         return " Machine: not recorded."
-    kinds = devices.astype(str).str.split(":").str[0].value_counts()
-    listed = ", ".join(f"{kind} ({count} run{'' if count == 1 else 's'})" for kind, count in sorted(kinds.items()))
-    return f" Machine (the torch device in run.json; the processor model is not recorded): {listed}."
+    counts = described.value_counts()
+    listed = "; ".join(f"{name} ({count} run{'' if count == 1 else 's'})" for name, count in sorted(counts.items()))
+    return f" Machine (each run's run.json): {listed}."
 
 
 def spread_sentence(frame: pd.DataFrame) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tal_lab.core.machine import machine_of, usable_cpus
 from tal_lab.data import generate_synthetic
 from tal_lab.engine import NonFiniteLossError, Trainer, components, detect, evaluate, train
 from tal_lab.engine.checkpoints.training_state import load_training_checkpoint
@@ -45,6 +46,11 @@ def test_a_run_folder_holds_the_whole_record(finished_run: Path) -> None:
     info = run.info
     assert info["status"] == "finished" and info["seed"] == 1234567891 and info["total_epochs"] == 3
     assert info["dataset"]["kind"] == "synthetic" and info["dataset"]["preset"] == "tiny"
+    # the machine behind its timings, in words, and the threads it trained with
+    assert info["machine"] == machine_of(torch.device("cpu")) and info["machine"].endswith(" CPUs" if
+                                                                                      usable_cpus() > 1 else " CPU")
+    assert isinstance(info["torch_threads"], int) and info["torch_threads"] >= 1
+    assert load_runs(finished_run.parent)["machine"].tolist() == [info["machine"]]
     assert info["num_params"] == sum(p.numel() for p in components.build_detector(
         _cfg(finished_run)).parameters())
     assert run.config["model"]["embd_dim"] == 16

@@ -244,8 +244,7 @@ def test_marks_come_from_the_combined_test_with_its_seeds_in_the_caption(
     assert "Not tested (original: 3 seeds with detections): B (1 seed), C (0 seeds), D (0 seeds)." in table.caption
     assert "single-seed cells are never tested" in table.caption
     assert "mean ± sample std over the n seeds of each row" in table.caption
-    assert "Machine (the torch device in run.json; the processor model is not recorded): cpu (10 runs)." \
-        in table.caption
+    assert "Machine (each run's run.json): cpu, processor not recorded (10 runs)." in table.caption
 
 
 def test_single_seed_rows_and_no_test_are_stated(detection_store: tuple[Path, pd.DataFrame]) -> None:
@@ -268,14 +267,18 @@ def test_cells_state_their_run_count_and_captions_the_machines(store: Path) -> N
     seed0 = (runs["name"] == "E-s0").to_numpy()
     runs.loc[seed0, "mAP@0.7"] = math.nan  # a run evaluated without tIoU 0.7
     runs.loc[seed0, "device"] = "cuda:0"
+    runs["machine"] = "AMD EPYC, 2 CPUs"
+    runs.loc[seed0, "machine"] = "NVIDIA H100 80GB HBM3"
+    runs.loc[(runs["name"] == "E-s1").to_numpy(), "machine"] = None  # a run from before run.json named it
     table = table_configurations(runs, complexity=False)
     f, disp = table.frame.set_index("key"), table.display.set_index("Configuration")
     assert f.loc["E", "n_seeds"] == 3 and f.loc["E", "mAP@0.7 n"] == 2 and f.loc["E", "avg_mAP n"] == 3
     assert disp.loc[paper.TABLE1_LABELS["E"], "mAP@0.7"].endswith(" (n=2)")
     assert "(n=" not in disp.loc[paper.TABLE1_LABELS["E"], "Avg mAP"]
-    assert "cpu (" in table.caption and "cuda (1 run)" in table.caption
+    assert ("Machine (each run's run.json): AMD EPYC, 2 CPUs (7 runs); NVIDIA H100 80GB HBM3 (1 run); "
+            "cpu, processor not recorded (1 run).") in table.caption
     for other in (table_epochs(runs), table_loss_weight(runs)):
-        assert "Machine (the torch device in run.json" in other.caption
+        assert "Machine (each run's run.json): AMD EPYC, 2 CPUs" in other.caption
         assert "mean ± sample std over the n seeds of each row" in other.caption
 
 
@@ -286,7 +289,7 @@ def test_captions_name_the_precision_of_runs_trained_under_autocast(store: Path)
               table_heads(runs, complexity=False))
     assert not any("autocast" in t.caption or "float32" in t.caption for t in tables)  # float32 goes unsaid
     # the machine sentence counts the runs the cells hold: 9, not the older rerun of the original's seed 0
-    assert "not recorded): cpu (9 runs)." in tables[0].caption
+    assert "cpu, processor not recorded (9 runs)." in tables[0].caption
     bf16 = runs.assign(amp="bf16")
     for table in (table_configurations(bf16, complexity=False), table_epochs(bf16), table_loss_weight(bf16),
                   table_heads(bf16, complexity=False)):
@@ -296,11 +299,11 @@ def test_captions_name_the_precision_of_runs_trained_under_autocast(store: Path)
     caption = table_configurations(mixed, complexity=False).caption
     assert "1 run bf16 autocast, 8 runs float32" in caption  # the 9 runs of its cells: not the older rerun of seed 0
     evals = load_epoch_evals(store)  # Table II of a study: one run evaluated at listed epochs
-    assert set(evals["amp"]) == {"none"} and set(evals["device"]) == {"cpu"}
+    assert set(evals["amp"]) == {"none"} and set(evals["device"]) == {"cpu"} and "machine" in evals.columns
     within = table_epochs(runs, evals.assign(amp="bf16"), source="epoch_evals", epochs=[1, 4, 12])
     assert "weights; bf16 autocast" in within.caption  # was missing: epoch evaluations had no amp
     # one run evaluated at 3 epochs is 1 run (was 'Machine: not recorded' without the device column)
-    assert "Machine (the torch device in run.json; the processor model is not recorded): cpu (1 run)." in within.caption
+    assert "Machine (each run's run.json): cpu, processor not recorded (1 run)." in within.caption
     unrecorded = runs.copy()
     unrecorded.loc[unrecorded["name"] == "E-s1", "amp"] = None
     unrecorded.loc[unrecorded["name"] == "E-s2", "amp"] = "bf16"
