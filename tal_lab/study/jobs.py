@@ -192,7 +192,7 @@ class AnalysisJob:
     def __call__(self, log: Callable[[str], None] | None = None) -> AnalysisOutcome:
         log = log or print_line
         failed = {**self.failures, **self._unfinished()}
-        started = time.perf_counter()
+        started, since = time.perf_counter(), time.time()  # the report lists what is written from now on
         notebooks = []
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             futures = {}
@@ -208,7 +208,8 @@ class AnalysisJob:
                     failed[f"{name}.ipynb"] = notebook_error(err)
                     log(f"  {name}: FAILED: {notebook_error(err)}")
         log(f"analysis: done in {time.perf_counter() - started:.0f} s")
-        index = export_reports(self.reports_dir, plan_text=self.plan.describe(), failed=failed, log=log)
+        index = export_reports(self.reports_dir, plan_text=self.plan.describe(), failed=failed, log=log, since=since,
+                               run_names=self.plan.run_names())
         return AnalysisOutcome(notebooks=notebooks, failed=failed, index=index)
 
     def _unfinished(self) -> dict[str, str]:

@@ -347,6 +347,31 @@ def test_index_links_tables_figures_notebooks_and_runs(tmp_path: Path) -> None:
     assert "**Table I.** On the synthetic 'tiny' benchmark." in readme and "![diversity_overview]" in readme
 
 
+def test_the_index_leaves_out_what_an_earlier_study_left_in_the_folder(tmp_path: Path) -> None:
+    # A fresh clone's reports/ holds the committed sample: timelines of runs this study does not draw,
+    # and reports of runs (other seeds) outside its plan. The index showed them as this study's.
+    import os
+    import time
+
+    reports.save_figure(_figure(), tmp_path / "figures" / "timelines_old-run")
+    StudyTable("table3_loss_weight", "Table III", pd.DataFrame({"x": [1]}), "old").export(tmp_path / "tables")
+    for path in [*(tmp_path / "figures").iterdir(), *(tmp_path / "tables").iterdir()]:
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    (tmp_path / "runs" / "old-run").mkdir(parents=True)
+    (tmp_path / "runs" / "this-run").mkdir(parents=True)
+    since = time.time()
+    reports.save_figure(_figure(), tmp_path / "figures" / "timelines_this-run")
+    StudyTable("table1_configurations", "Table I", pd.DataFrame({"x": [2]}), "new").export(tmp_path / "tables")
+    html = reports.write_index(tmp_path, since=since, run_names=["this-run"]).read_text()
+    assert "timelines_this-run" in html and "this-run:" in html and "Table I." in html
+    assert "timelines_old-run" not in html and "old-run:" not in html and "Table III." not in html
+    assert "Not listed: 1 table, 1 figure, 1 run report in this folder from an earlier study" in html
+    readme = (tmp_path / "README.md").read_text()
+    assert "timelines_old-run" not in readme and "Not listed: 1 table, 1 figure, 1 run report" in readme
+    everything = reports.write_index(tmp_path).read_text()  # no filter: every file, nothing said left out
+    assert "timelines_old-run" in everything and "old-run:" in everything and "Not listed" not in everything
+
+
 FINAL_MAPS = [0.5, 0.4, 0.3, 0.3, 0.25]  # average 0.35
 
 
