@@ -192,7 +192,7 @@ class AnalysisJob:
     def __call__(self, log: Callable[[str], None] | None = None) -> AnalysisOutcome:
         log = log or print_line
         failed = {**self.failures, **self._unfinished()}
-        started, since = time.perf_counter(), time.time()  # the report lists what is written from now on
+        started, since = time.perf_counter(), self._analysis_start_mark()
         notebooks = []
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             futures = {}
@@ -211,6 +211,15 @@ class AnalysisJob:
         index = export_reports(self.reports_dir, plan_text=self.plan.describe(), failed=failed, log=log, since=since,
                                run_names=self.plan.run_names())
         return AnalysisOutcome(notebooks=notebooks, failed=failed, index=index)
+
+    def _analysis_start_mark(self) -> float:
+        """When the analysis began, on the report folder's own clock: the index lists the files
+        written from then on, and a cluster's shared file system stamps them with its server's
+        time, which can lag the node's."""
+        mark = self.reports_dir / "_work" / "analysis_started"
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.touch()
+        return mark.stat().st_mtime
 
     def _unfinished(self) -> dict[str, str]:
         """Planned runs the store does not hold finished, with why (never skipped silently)."""
