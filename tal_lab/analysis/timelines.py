@@ -27,8 +27,8 @@ from matplotlib.patches import Patch
 from tal_lab.analysis.figure import new_figure
 from tal_lab.evaluation import match_predictions
 
-__all__ = ["GT_COLUMNS", "PRED_COLUMNS", "TimelineMatch", "match_detections", "label_space", "class_colours",
-           "plot_timelines"]
+__all__ = ["GT_COLUMNS", "PRED_COLUMNS", "TimelineMatch", "match_detections", "label_space", "CLASS_PALETTE",
+           "class_colours", "plot_timelines"]
 
 GT_COLUMNS: tuple[str, ...] = ("video-id", "t-start", "t-end", "label")
 PRED_COLUMNS: tuple[str, ...] = ("video-id", "t-start", "t-end", "label", "score")
@@ -313,12 +313,14 @@ def _class_palette() -> list[Any]:
     return dark + light + list(tab20b[0::4])
 
 
+CLASS_PALETTE: list[Any] = _class_palette()
+
+
 def class_colours(labels: Sequence[Any]) -> dict[Any, Any]:
-    """One colour per class by its position in ``labels`` (23 distinct colours, then repeating), so
-    a class keeps its colour in every figure drawn over the same label space: across runs, and
-    when a threshold or filter changes which classes are shown."""
-    palette = _class_palette()
-    return {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+    """One colour per class by its position in ``labels`` (:data:`CLASS_PALETTE`: 23 distinct colours,
+    then repeating), so a class keeps its colour in every figure drawn over the same label space:
+    across runs, and when a threshold or filter changes which classes are shown."""
+    return {label: CLASS_PALETTE[i % len(CLASS_PALETTE)] for i, label in enumerate(labels)}
 
 
 def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[str], *, tiou: float = 0.5,
@@ -332,8 +334,8 @@ def plot_timelines(gt: pd.DataFrame, preds: pd.DataFrame, video_ids: Sequence[st
     Each row holds the ground-truth lanes above the prediction lanes on one shared time axis
     (seconds, 0 to the video's duration or its last segment). Bars are coloured by class, each
     class by its place in :func:`label_space` (pass ``class_names`` for colours that hold across
-    runs; without it, the labels of ``gt`` and ``preds`` set the order); matched segments are solid, false positives and missed ground truth hatched with a red
-    dashed edge. Matching is :func:`match_detections` at ``tiou`` on the predictions with
+    runs; without it, the labels of ``gt`` and ``preds`` set the order); matched segments are
+    solid, false positives and missed ground truth hatched with a red dashed edge. Matching is :func:`match_detections` at ``tiou`` on the predictions with
     score >= ``score_threshold`` (then at most ``max_preds_per_video`` per video, by score).
     ``view`` zooms every row to that fraction of its time axis, e.g. (0.25, 0.5) for its
     second quarter (the explorer's zoom and pan).

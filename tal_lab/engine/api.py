@@ -122,6 +122,11 @@ def _loss_weight(value: Any) -> float | str:
     return ADAPTIVE_LOSS_WEIGHT if value == ADAPTIVE_LOSS_WEIGHT else float(value)
 
 
+def _where_it_runs(ctx: DistContext) -> dict[str, Any]:
+    """run.json's device, machine (in words) and torch threads: written at the start, rewritten on a resume."""
+    return {"device": str(ctx.device), "machine": machine_of(ctx.device), "torch_threads": torch.get_num_threads()}
+
+
 def _run_info(cfg: Mapping[str, Any], name: str, ctx: DistContext) -> dict[str, Any]:
     model = cfg["model"]
     return {
@@ -135,8 +140,7 @@ def _run_info(cfg: Mapping[str, Any], name: str, ctx: DistContext) -> dict[str, 
         "total_epochs": total_epochs(cfg["opt"]), "eval_weights": cfg["engine"]["eval_weights"]
         if cfg["engine"]["ema"] else "model",
         "tal_lab_version": __version__, "git_commit": git_commit(), "torch_version": torch.__version__,
-        "python_version": platform.python_version(), "device": str(ctx.device), "machine": machine_of(ctx.device),
-        "torch_threads": torch.get_num_threads(), "world_size": ctx.world_size,
+        "python_version": platform.python_version(), **_where_it_runs(ctx), "world_size": ctx.world_size,
         "amp": effective_amp(ctx.device.type, cfg["engine"]["amp"]), "num_params": None,
         "resumed": [],
     }
@@ -203,8 +207,7 @@ def train(
             else:
                 info = json.loads((run_dir / RUN_FILES["info"]).read_text())
                 _update_info(run_dir, status="running", error=None,
-                             resumed=list(info.get("resumed", [])) + [_now()], device=str(ctx.device),
-                             machine=machine_of(ctx.device), torch_threads=torch.get_num_threads())
+                             resumed=list(info.get("resumed", [])) + [_now()], **_where_it_runs(ctx))
         show = bool(cfg["engine"]["progress"]) if progress is None else bool(progress)
         try:
             trainer = Trainer(cfg, run_dir, ctx, progress=show)

@@ -297,7 +297,8 @@ def write_index(reports_dir: str | Path, plan_text: str = "", failed: Mapping[st
     figures = [f for f in all_figures if current(f["png"])]
     pages = sorted((reports_dir / "notebooks").glob("*.html"))
     all_runs = sorted(p for p in (reports_dir / "runs").glob("*") if p.is_dir())
-    runs = [p for p in all_runs if run_names is None or p.name in set(run_names)]
+    planned = None if run_names is None else set(run_names)
+    runs = [p for p in all_runs if planned is None or p.name in planned]
     left_out = _left_out_sentence(len(all_tables) - len(tables), len(all_figures) - len(figures),
                                   len(all_runs) - len(runs))
 
